@@ -1,0 +1,335 @@
+"""Load ``config.toml`` once and validate it into typed, frozen objects.
+
+Every problem is reported as a :class:`~bot.errors.ConfigError` naming the key
+(``feeds[3].lang: must be one of en, ru, kk``). Nothing here reads the config at
+import time: callers call :func:`load` once and pass the result on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+from .models import LANGS
+from .rules import Topic, parse_topic
+
+DEFAULT_PATH = "config.toml"
+TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
+USER_AGENT = "newsbot/0.1 (+https://github.com/newsbot/newsbot; multilingual news monitor)"
+PROVIDERS = ("google", "libre", "mymemory", "deepl", "microsoft", "yandex", "none")
+MODES = ("instant", "digest", "both")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: Path = Path("data/newsbot.db")
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    base_url: str = "https://api.telegram.org/bot"
+    admins: tuple[int, ...] = ()
+    allowed_chats: tuple[int, ...] = ()  # empty: anyone may subscribe
+    allow_private_feed_urls: bool = False  # /addfeed may name loopback/private hosts
+    token: str | None = field(default=None, repr=False)  # from TELEGRAM_BOT_TOKEN only
+
+
+@dataclass(frozen=True)
+class TranslationConfig:
+    provider: str = "google"
+    url: str = ""  # the LibreTranslate server; also overrides the Google endpoint
+    target: str = "en"  # default reader language
+    api_key_env: str = ""  # environment variable holding the provider's key
+    timeout_seconds: float = 10.0
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class PollConfig:
+    interval_seconds: int = 300
+    min_interval_seconds: int = 60
+    max_interval_seconds: int = 3600
+    concurrency: int = 64  # requests in flight overall
+    per_host: int = 4  # requests in flight to one host
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    total_timeout: float = 60.0
+    max_body_bytes: int = 10 * 1024 * 1024  # as sent on the wire
+    max_decompressed_bytes: int = 50 * 1024 * 1024  # after gzip/deflate/br
+    max_redirects: int = 5
+    backoff_max_seconds: int = 6 * 3600
+    user_agent: str = USER_AGENT
+    alert_max_age_hours: int = 48  # older items are stored and matched, not alerted
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    time: str = "08:00"
+    timezone: str = "Asia/Almaty"
+    grace_hours: float = 6.0  # a missed digest is still sent this long after its time
+
+
+@dataclass(frozen=True)
+class StoriesConfig:
+    window_hours: float = 72.0
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    days: int = 30
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    global_per_second: float = 30.0
+    chat_per_second: float = 1.0
+    group_per_minute: float = 20.0
+    max_attempts: int = 8
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    url: str
+    lang: str
+    name: str
+    interval_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    storage: StorageConfig
+    telegram: TelegramConfig
+    translation: TranslationConfig
+    poll: PollConfig
+    digest: DigestConfig
+    stories: StoriesConfig
+    retention: RetentionConfig
+    delivery: DeliveryConfig
+    feeds: tuple[FeedConfig, ...]
+    topics: tuple[Topic, ...]
+
+    def topic(self, topic_id: str) -> Topic | None:
+        return next((t for t in self.topics if t.id == topic_id), None)
+
+
+# -- small validators -------------------------------------------------------
+
+
+def _type_name(kind: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             list: "a list", dict: "a table"}
+    return names.get(kind, kind.__name__)
+
+
+def _get(table: dict, key: str, where: str, kind: type, default: Any) -> Any:
+    if key not in table:
+        return default
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{where}{key}", f"must be {_type_name(kind)}, not {value!r}")
+    return value
+
+
+def _check_keys(table: dict, allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}{key}", "unknown key (allowed: " + ", ".join(sorted(allowed)) + ")")
+
+
+def _positive(value: float, key: str) -> float:
+    if value <= 0:
+        raise ConfigError(key, f"must be greater than 0, not {value}")
+    return value
+
+
+def _hhmm(value: str, key: str) -> str:
+    if not _HHMM.match(value):
+        raise ConfigError(key, f"must be a time as HH:MM (24-hour), not {value!r}")
+    return value
+
+
+def _tz(value: str, key: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(key, f"unknown time zone {value!r} (use an IANA name such as Asia/Almaty)") from None
+    return value
+
+
+def _http_url(value: str, key: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(key, f"must be an http or https URL, not {value!r}")
+    return value
+
+
+def _lang(value: str, key: str) -> str:
+    if value not in LANGS:
+        raise ConfigError(key, "must be one of " + ", ".join(LANGS))
+    return value
+
+
+def _int_list(value: list, key: str) -> tuple[int, ...]:
+    for i, x in enumerate(value):
+        if isinstance(x, bool) or not isinstance(x, int):
+            raise ConfigError(f"{key}[{i}]", f"must be a chat id (an integer), not {x!r}")
+    return tuple(value)
+
+
+def _section(raw: dict, name: str) -> dict:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(name, "must be a table ([" + name + "])")
+    return table
+
+
+def _simple(raw: dict, name: str, cls: type, checks: dict[str, Callable[[Any, str], Any]] | None = None):
+    """Build a flat dataclass section: known keys, right types, optional checks."""
+    table = _section(raw, name)
+    fields = {f.name: f for f in cls.__dataclass_fields__.values()}
+    _check_keys(table, set(fields) - {"token", "api_key"}, f"{name}.")
+    values = {}
+    for key, value in table.items():
+        default = fields[key].default
+        kind = type(default)
+        if kind is tuple:
+            kind = list
+        value = _get(table, key, f"{name}.", kind, default)
+        if kind in (int, float) and key not in ("alert_max_age_hours",):
+            _positive(value, f"{name}.{key}")
+        if checks and key in checks:
+            value = checks[key](value, f"{name}.{key}")
+        values[key] = value
+    return cls(**values)
+
+
+# -- the loader -------------------------------------------------------------
+
+
+def resolve_path(cli_path: str | None = None) -> Path:
+    """The config file: ``--config``, else ``$BOT_CONFIG``, else ./config.toml."""
+    return Path(cli_path or os.environ.get("BOT_CONFIG") or DEFAULT_PATH)
+
+
+def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read and validate the config file; raise ConfigError on any problem."""
+    env = os.environ if env is None else env
+    path = Path(path) if path is not None else resolve_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("", f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("", f"cannot read config file {path}: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    return from_dict(raw, path=path, env=env)
+
+
+def from_dict(raw: dict, path: Path = Path(DEFAULT_PATH), env: dict[str, str] | None = None) -> Config:
+    env = {} if env is None else env
+    _check_keys(raw, {"storage", "telegram", "translation", "poll", "digest", "stories",
+                      "retention", "delivery", "feeds", "topics"}, "")
+
+    storage_raw = _section(raw, "storage")
+    _check_keys(storage_raw, {"path"}, "storage.")
+    db_path = Path(_get(storage_raw, "path", "storage.", str, "data/newsbot.db"))
+    if not db_path.is_absolute() and str(db_path) != ":memory:":
+        db_path = path.parent / db_path
+    storage = StorageConfig(path=db_path)
+
+    telegram = _simple(raw, "telegram", TelegramConfig, {
+        "base_url": _http_url,
+        "admins": _int_list,
+        "allowed_chats": _int_list,
+    })
+    telegram = TelegramConfig(**{**telegram.__dict__, "token": env.get(TOKEN_ENV) or None})
+
+    def provider(value: str, key: str) -> str:
+        if value not in PROVIDERS:
+            raise ConfigError(key, "must be one of " + ", ".join(PROVIDERS))
+        return value
+
+    translation = _simple(raw, "translation", TranslationConfig, {
+        "provider": provider,
+        "target": _lang,
+        "url": lambda v, k: _http_url(v, k) if v else v,
+    })
+    if translation.provider == "libre" and not translation.url:
+        raise ConfigError("translation.url", "must name the LibreTranslate server when provider is libre")
+    api_key = None
+    if translation.provider in ("deepl", "microsoft", "yandex"):
+        if not translation.api_key_env:
+            raise ConfigError("translation.api_key_env",
+                              f"must name the environment variable holding the {translation.provider} key")
+        api_key = env.get(translation.api_key_env) or None
+    elif translation.api_key_env:
+        api_key = env.get(translation.api_key_env) or None
+    translation = TranslationConfig(**{**translation.__dict__, "api_key": api_key})
+
+    poll = _simple(raw, "poll", PollConfig)
+    if poll.min_interval_seconds > poll.max_interval_seconds:
+        raise ConfigError("poll.min_interval_seconds", "must not be greater than poll.max_interval_seconds")
+    digest = _simple(raw, "digest", DigestConfig, {"time": _hhmm, "timezone": _tz})
+    stories = _simple(raw, "stories", StoriesConfig)
+    retention = _simple(raw, "retention", RetentionConfig)
+    delivery = _simple(raw, "delivery", DeliveryConfig)
+
+    feeds = _feeds(raw.get("feeds", []))
+    topics_raw = raw.get("topics", [])
+    if not isinstance(topics_raw, list):
+        raise ConfigError("topics", "must be an array of tables ([[topics]])")
+    topics = []
+    seen: dict[str, int] = {}
+    for i, t in enumerate(topics_raw):
+        where = f"topics[{i}]"
+        if not isinstance(t, dict):
+            raise ConfigError(where, "must be a table")
+        topic = parse_topic(t, where)
+        if topic.id in seen:
+            raise ConfigError(f"{where}.id", f"duplicate topic id {topic.id!r} (also topics[{seen[topic.id]}])")
+        seen[topic.id] = i
+        topics.append(topic)
+
+    return Config(path=path, storage=storage, telegram=telegram, translation=translation,
+                  poll=poll, digest=digest, stories=stories, retention=retention,
+                  delivery=delivery, feeds=feeds, topics=tuple(topics))
+
+
+def _feeds(feeds_raw: Any) -> tuple[FeedConfig, ...]:
+    if not isinstance(feeds_raw, list):
+        raise ConfigError("feeds", "must be an array of tables ([[feeds]])")
+    feeds = []
+    urls: dict[str, int] = {}
+    for i, f in enumerate(feeds_raw):
+        where = f"feeds[{i}]."
+        if not isinstance(f, dict):
+            raise ConfigError(f"feeds[{i}]", "must be a table")
+        _check_keys(f, {"url", "lang", "name", "interval_seconds"}, where)
+        for required in ("url", "lang"):
+            if required not in f:
+                raise ConfigError(f"{where}{required}", "is required")
+        url = _http_url(_get(f, "url", where, str, ""), f"{where}url")
+        lang = _lang(_get(f, "lang", where, str, ""), f"{where}lang")
+        name = _get(f, "name", where, str, "") or (urlsplit(url).hostname or url)
+        interval = _get(f, "interval_seconds", where, int, None)
+        if interval is not None:
+            _positive(interval, f"{where}interval_seconds")
+        if url in urls:
+            raise ConfigError(f"{where}url", f"duplicate feed URL (also feeds[{urls[url]}])")
+        urls[url] = i
+        feeds.append(FeedConfig(url=url, lang=lang, name=name, interval_seconds=interval))
+    return tuple(feeds)

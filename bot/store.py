@@ -1,0 +1,475 @@
+"""The SQLite store: schema, versioned migrations and every query.
+
+sqlite-utils is imported here and nowhere else. A :class:`Store` wraps one
+connection and must stay on the thread that opened it (the service keeps it on
+the event-loop thread; writes are small and WAL keeps readers unblocked).
+
+Deduplication is a database rule: ``items`` has unique indexes on
+``(feed_id, key_hash)``, ``url_hash`` and ``content_hash``, and new items are
+inserted with ``INSERT OR IGNORE``, so an item is stored once however often it
+is seen and whichever of its identities repeats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from .models import Feed, Item, Match, from_iso, iso, utcnow
+
+migrations = Migrations("newsbot")
+
+
+def sha1(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+# -- schema -----------------------------------------------------------------
+# Never edit an applied migration: add a new one below it.
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE feeds (
+            id INTEGER PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,          -- where it is fetched now
+            config_url TEXT,                   -- as first configured (survives redirects)
+            name TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            source TEXT NOT NULL DEFAULT 'config',   -- config | admin | opml | cli
+            interval_seconds INTEGER,          -- NULL: the [poll] default
+            etag TEXT,
+            last_modified TEXT,
+            last_status INTEGER,
+            last_error TEXT,
+            failures INTEGER NOT NULL DEFAULT 0,     -- consecutive
+            unchanged_polls INTEGER NOT NULL DEFAULT 0,
+            next_poll_at TEXT,
+            last_polled_at TEXT,
+            last_ok_at TEXT,
+            last_new_at TEXT,
+            retired_at TEXT,
+            retired_reason TEXT,
+            added_at TEXT NOT NULL
+        );
+        CREATE INDEX feeds_next_poll ON feeds(next_poll_at);
+
+        CREATE TABLE items (
+            id INTEGER PRIMARY KEY,
+            feed_id INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+            key_hash TEXT NOT NULL,            -- sha1 of the per-feed key (GUID, link or content)
+            guid TEXT,
+            url TEXT,                          -- canonical
+            url_hash TEXT,
+            content_hash TEXT NOT NULL,
+            title TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            published TEXT,
+            fetched TEXT NOT NULL,
+            story_id INTEGER
+        );
+        CREATE UNIQUE INDEX items_feed_key ON items(feed_id, key_hash);
+        CREATE UNIQUE INDEX items_url ON items(url_hash);
+        CREATE UNIQUE INDEX items_content ON items(content_hash);
+        CREATE INDEX items_fetched ON items(fetched);
+        CREATE INDEX items_story ON items(story_id);
+
+        CREATE TABLE matches (
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            topic TEXT NOT NULL,               -- topic id, or watch:<watchword id>
+            score REAL NOT NULL,
+            terms TEXT NOT NULL,               -- JSON list, as the words appeared
+            PRIMARY KEY (item_id, topic)
+        ) WITHOUT ROWID;
+        CREATE INDEX matches_topic ON matches(topic, item_id);
+
+        CREATE TABLE stories (
+            id INTEGER PRIMARY KEY,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            item_count INTEGER NOT NULL DEFAULT 1,
+            headline TEXT,
+            headline_lang TEXT,
+            langs TEXT NOT NULL DEFAULT '',   -- e.g. "en,kk"
+            sources TEXT NOT NULL DEFAULT '[]' -- JSON list of feed names
+        );
+        CREATE INDEX stories_last_seen ON stories(last_seen);
+
+        CREATE TABLE translations (
+            provider TEXT NOT NULL,
+            src TEXT NOT NULL,
+            dst TEXT NOT NULL,
+            text_hash TEXT NOT NULL,
+            translated TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (provider, src, dst, text_hash)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE subscribers (
+            chat_id INTEGER PRIMARY KEY,
+            chat_type TEXT NOT NULL DEFAULT 'private',
+            title TEXT,
+            lang TEXT NOT NULL DEFAULT 'en',
+            mode TEXT NOT NULL DEFAULT 'both',
+            digest_time TEXT NOT NULL DEFAULT '08:00',
+            timezone TEXT NOT NULL DEFAULT 'Asia/Almaty',
+            quiet_start TEXT,
+            quiet_end TEXT,
+            skip_empty_digest INTEGER NOT NULL DEFAULT 0,
+            paused TEXT,
+            created_at TEXT NOT NULL,
+            last_digest_at TEXT,
+            next_digest_at TEXT
+        );
+
+        CREATE TABLE subscriptions (
+            chat_id INTEGER NOT NULL REFERENCES subscribers(chat_id) ON DELETE CASCADE,
+            topic TEXT NOT NULL,
+            PRIMARY KEY (chat_id, topic)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE watchwords (
+            id INTEGER PRIMARY KEY,
+            chat_id INTEGER NOT NULL REFERENCES subscribers(chat_id) ON DELETE CASCADE,
+            word TEXT NOT NULL,
+            lang TEXT,
+            expansions TEXT NOT NULL DEFAULT '{}',   -- JSON {lang: [terms]}
+            created_at TEXT NOT NULL,
+            UNIQUE (chat_id, word)
+        );
+
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            chat_id INTEGER NOT NULL,
+            kind TEXT NOT NULL,                -- alert | digest | reply | notice
+            dedup_key TEXT UNIQUE,             -- e.g. alert:<chat>:<story>:<n>
+            text TEXT NOT NULL,
+            parse_mode TEXT DEFAULT 'HTML',
+            disable_preview INTEGER NOT NULL DEFAULT 0,
+            reply_markup TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',  -- pending | sending | sent | failed | held
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            created_at TEXT NOT NULL,
+            sent_at TEXT,
+            message_id INTEGER,
+            error TEXT
+        );
+        CREATE INDEX outbox_status ON outbox(status, next_attempt_at);
+
+        CREATE TABLE alerts (
+            chat_id INTEGER NOT NULL,
+            story_id INTEGER NOT NULL,
+            item_count INTEGER NOT NULL,       -- story size when last alerted
+            sent_at TEXT NOT NULL,
+            PRIMARY KEY (chat_id, story_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE cycles (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            feeds INTEGER NOT NULL DEFAULT 0,
+            fetched INTEGER NOT NULL DEFAULT 0,
+            not_modified INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0,
+            new_items INTEGER NOT NULL DEFAULT 0,
+            matched INTEGER NOT NULL DEFAULT 0
+        );
+
+        CREATE TABLE kv (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        );
+        """
+    )
+
+
+# -- the store --------------------------------------------------------------
+
+
+class Store:
+    """One SQLite database, opened with WAL and migrated to the newest schema."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path) if str(path) != ":memory:" else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite_utils.Database(self.path)
+        else:
+            self.db = sqlite_utils.Database(memory=True)
+        conn = self.db.conn
+        conn.execute("PRAGMA busy_timeout = 5000")
+        if self.path is not None:
+            self.db.enable_wal()
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    def transaction(self):
+        """``with store.transaction():`` commits on success, rolls back on error."""
+        return self.conn
+
+    # -- key/value ---------------------------------------------------------
+
+    def get_kv(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_kv(self, key: str, value: str | None) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)", (key, value))
+
+    # -- feeds ---------------------------------------------------------------
+
+    def sync_feeds(self, feeds: Iterable, now: datetime | None = None) -> None:
+        """Make the configured feeds exist (config.FeedConfig objects).
+
+        A feed already known (by its configured URL) keeps its polling state; its
+        name, language and interval follow the config. Feeds that came from the
+        config and are no longer in it are retired; one that comes back is
+        reactivated unless it was retired because the server said 410 Gone.
+        """
+        now = now or utcnow()
+        wanted = {f.url: f for f in feeds}
+        with self.conn:
+            existing = {
+                row[0]: row
+                for row in self.conn.execute(
+                    "SELECT config_url, id, retired_reason FROM feeds WHERE source = 'config'"
+                )
+            }
+            for url, f in wanted.items():
+                if url in existing:
+                    _, feed_id, reason = existing[url]
+                    self.conn.execute(
+                        "UPDATE feeds SET name = ?, lang = ?, interval_seconds = ? WHERE id = ?",
+                        (f.name, f.lang, f.interval_seconds, feed_id),
+                    )
+                    if reason == "removed from config":
+                        self.conn.execute(
+                            "UPDATE feeds SET retired_at = NULL, retired_reason = NULL WHERE id = ?",
+                            (feed_id,),
+                        )
+                    continue
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO feeds(url, config_url, name, lang, source, interval_seconds, added_at) "
+                    "VALUES (?, ?, ?, ?, 'config', ?, ?)",
+                    (url, url, f.name, f.lang, f.interval_seconds, iso(now)),
+                )
+            for url, (_, feed_id, reason) in existing.items():
+                if url not in wanted and reason is None:
+                    self.conn.execute(
+                        "UPDATE feeds SET retired_at = ?, retired_reason = 'removed from config' WHERE id = ?",
+                        (iso(now), feed_id),
+                    )
+
+    def add_feed(self, url: str, lang: str, name: str, source: str = "cli",
+                 interval_seconds: int | None = None, now: datetime | None = None) -> Feed:
+        """Add a feed (or reactivate a retired one with that URL); return it."""
+        now = now or utcnow()
+        with self.conn:
+            row = self.conn.execute("SELECT id FROM feeds WHERE url = ? OR config_url = ?", (url, url)).fetchone()
+            if row:
+                self.conn.execute(
+                    "UPDATE feeds SET name = ?, lang = ?, retired_at = NULL, retired_reason = NULL, "
+                    "failures = 0, next_poll_at = NULL WHERE id = ?",
+                    (name, lang, row[0]),
+                )
+                feed_id = row[0]
+            else:
+                cur = self.conn.execute(
+                    "INSERT INTO feeds(url, config_url, name, lang, source, interval_seconds, added_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (url, url, name, lang, source, interval_seconds, iso(now)),
+                )
+                feed_id = cur.lastrowid
+        return self.feed(feed_id)
+
+    def remove_feed(self, feed_id_or_url: int | str, now: datetime | None = None) -> Feed | None:
+        """Retire a feed (its items stay); return it, or None when unknown."""
+        feed = self.find_feed(feed_id_or_url)
+        if feed is None:
+            return None
+        with self.conn:
+            self.conn.execute(
+                "UPDATE feeds SET retired_at = ?, retired_reason = 'removed' WHERE id = ?",
+                (iso(now or utcnow()), feed.id),
+            )
+        return self.feed(feed.id)
+
+    def find_feed(self, feed_id_or_url: int | str) -> Feed | None:
+        if isinstance(feed_id_or_url, int) or str(feed_id_or_url).isdigit():
+            return self.feed(int(feed_id_or_url))
+        row = self.conn.execute(
+            "SELECT id FROM feeds WHERE url = ? OR config_url = ?", (feed_id_or_url, feed_id_or_url)
+        ).fetchone()
+        return self.feed(row[0]) if row else None
+
+    def feed(self, feed_id: int) -> Feed | None:
+        rows = list(self._feeds("WHERE id = ?", (feed_id,)))
+        return rows[0] if rows else None
+
+    def feeds(self, include_retired: bool = False) -> list[Feed]:
+        where = "" if include_retired else "WHERE retired_at IS NULL"
+        return list(self._feeds(where + " ORDER BY id", ()))
+
+    def due_feeds(self, now: datetime) -> list[Feed]:
+        """Active feeds whose next poll time has come (or was never set)."""
+        return list(self._feeds(
+            "WHERE retired_at IS NULL AND (next_poll_at IS NULL OR next_poll_at <= ?) ORDER BY next_poll_at",
+            (iso(now),),
+        ))
+
+    def _feeds(self, where: str, params: tuple) -> Iterator[Feed]:
+        cur = self.conn.execute(
+            "SELECT id, url, name, lang, interval_seconds, etag, last_modified, last_status, last_error, "
+            "failures, next_poll_at, last_polled_at, retired_at, unchanged_polls FROM feeds " + where,
+            params,
+        )
+        for r in cur:
+            yield Feed(
+                id=r[0], url=r[1], name=r[2], lang=r[3], interval_seconds=r[4], etag=r[5],
+                last_modified=r[6], last_status=r[7], last_error=r[8], failures=r[9],
+                next_poll_at=from_iso(r[10]), last_polled_at=from_iso(r[11]),
+                retired_at=from_iso(r[12]), unchanged_polls=r[13],
+            )
+
+    def save_feed_state(self, feed: Feed, *, ok_at: datetime | None = None,
+                        new_at: datetime | None = None, retired_reason: str | None = None) -> None:
+        """Persist the polling state the fetch stage computed for a feed."""
+        with self.conn:
+            self.conn.execute(
+                "UPDATE feeds SET url = ?, etag = ?, last_modified = ?, last_status = ?, last_error = ?, "
+                "failures = ?, unchanged_polls = ?, next_poll_at = ?, last_polled_at = ?, "
+                "last_ok_at = COALESCE(?, last_ok_at), last_new_at = COALESCE(?, last_new_at), "
+                "retired_at = ?, retired_reason = COALESCE(?, retired_reason) WHERE id = ?",
+                (feed.url, feed.etag, feed.last_modified, feed.last_status, feed.last_error,
+                 feed.failures, feed.unchanged_polls, iso(feed.next_poll_at), iso(feed.last_polled_at),
+                 iso(ok_at), iso(new_at), iso(feed.retired_at), retired_reason, feed.id),
+            )
+
+    def url_taken(self, url: str, feed_id: int) -> bool:
+        row = self.conn.execute("SELECT 1 FROM feeds WHERE url = ? AND id != ?", (url, feed_id)).fetchone()
+        return row is not None
+
+    # -- items ---------------------------------------------------------------
+
+    def known_items(self, feed_id: int, key_hashes: list[str], url_hashes: list[str],
+                    content_hashes: list[str]) -> tuple[set[str], set[str], set[str]]:
+        """Which of these identities are already stored (one query each)."""
+
+        def present(sql: str, values: list[str], extra: tuple = ()) -> set[str]:
+            found: set[str] = set()
+            values = [v for v in values if v]
+            for start in range(0, len(values), 500):
+                chunk = values[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(r[0] for r in self.conn.execute(sql.format(marks=marks), (*extra, *chunk)))
+            return found
+
+        keys = present("SELECT key_hash FROM items WHERE feed_id = ? AND key_hash IN ({marks})",
+                       key_hashes, (feed_id,))
+        urls = present("SELECT url_hash FROM items WHERE url_hash IN ({marks})", url_hashes)
+        contents = present("SELECT content_hash FROM items WHERE content_hash IN ({marks})", content_hashes)
+        return keys, urls, contents
+
+    def insert_item(self, item: Item) -> int | None:
+        """Store an item unless any of its identities is already stored.
+
+        Returns the new row id, or None when it was a duplicate. Call inside a
+        transaction (``with store.conn:``) when inserting many.
+        """
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO items(feed_id, key_hash, guid, url, url_hash, content_hash, title, summary, "
+            "lang, published, fetched, story_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (item.feed_id, sha1(item.key), item.guid, item.url, sha1(item.url) if item.url else None,
+             item.content_hash, item.title, item.summary, item.lang, iso(item.published),
+             iso(item.fetched), item.story_id),
+        )
+        if cur.rowcount == 0:
+            return None
+        item.id = cur.lastrowid
+        return item.id
+
+    def item(self, item_id: int) -> Item | None:
+        r = self.conn.execute(
+            "SELECT feed_id, key_hash, url, title, summary, lang, published, fetched, content_hash, guid, id, "
+            "story_id FROM items WHERE id = ?", (item_id,)
+        ).fetchone()
+        if r is None:
+            return None
+        return Item(feed_id=r[0], key=r[1], url=r[2], title=r[3], summary=r[4], lang=r[5],
+                    published=from_iso(r[6]), fetched=from_iso(r[7]), content_hash=r[8], guid=r[9],
+                    id=r[10], story_id=r[11])
+
+    def set_item_story(self, item_id: int, story_id: int) -> None:
+        self.conn.execute("UPDATE items SET story_id = ? WHERE id = ?", (story_id, item_id))
+
+    def count(self, table: str, where: str = "", params: tuple = ()) -> int:
+        return self.conn.execute(f"SELECT count(*) FROM {table} {where}", params).fetchone()[0]
+
+    # -- matches -------------------------------------------------------------
+
+    def save_matches(self, item_id: int, matches: list[Match]) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO matches(item_id, topic, score, terms) VALUES (?, ?, ?, ?)",
+            [(item_id, m.topic, m.score, json.dumps(m.terms, ensure_ascii=False)) for m in matches],
+        )
+
+    def matches_for(self, item_id: int) -> list[Match]:
+        return [
+            Match(topic=r[0], score=r[1], terms=json.loads(r[2]))
+            for r in self.conn.execute(
+                "SELECT topic, score, terms FROM matches WHERE item_id = ? ORDER BY score DESC", (item_id,)
+            )
+        ]
+
+    # -- cycles --------------------------------------------------------------
+
+    def start_cycle(self, now: datetime) -> int:
+        with self.conn:
+            return self.conn.execute("INSERT INTO cycles(started_at) VALUES (?)", (iso(now),)).lastrowid
+
+    def finish_cycle(self, cycle_id: int, now: datetime, **counts: int) -> None:
+        cols = ", ".join(f"{k} = ?" for k in counts)
+        with self.conn:
+            self.conn.execute(
+                f"UPDATE cycles SET finished_at = ?{', ' if cols else ''}{cols} WHERE id = ?",
+                (iso(now), *counts.values(), cycle_id),
+            )
+
+    def last_cycle(self) -> dict | None:
+        cur = self.conn.execute("SELECT * FROM cycles ORDER BY id DESC LIMIT 1")
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(zip([d[0] for d in cur.description], row))
+
+    # -- translations (cache) ------------------------------------------------
+    # -- stories -------------------------------------------------------------
+    # -- subscribers, subscriptions, watchwords --------------------------------
+    # -- outbox and alerts ---------------------------------------------------
