@@ -210,6 +210,9 @@ class Store:
             self.db = sqlite_utils.Database(memory=True)
         conn = self.db.conn
         conn.execute("PRAGMA busy_timeout = 5000")
+        if not self.db.table_names():
+            # a new file: let retention hand freed pages back to the OS (PRAGMA incremental_vacuum)
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         if self.path is not None:
             self.db.enable_wal()
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -473,3 +476,43 @@ class Store:
     # -- stories -------------------------------------------------------------
     # -- subscribers, subscriptions, watchwords --------------------------------
     # -- outbox and alerts ---------------------------------------------------
+
+    # -- digests and alerts: what a reader gets (service) --------------------
+
+    def matched_rows(self, topics: Iterable[str], since: datetime | None, until: datetime) -> list[dict]:
+        """Matches of these topic ids (or ``watch:<id>``) on items first seen in (since, until]."""
+        topics = list(topics)
+        if not topics:
+            return []
+        marks = ",".join("?" * len(topics))
+        cur = self.conn.execute(
+            "SELECT m.topic, m.score, m.terms, i.id AS item_id, i.story_id, i.title, i.summary, i.lang, i.url, "
+            "i.fetched, i.published, f.name AS feed_name "
+            "FROM matches m JOIN items i ON i.id = m.item_id JOIN feeds f ON f.id = i.feed_id "
+            f"WHERE m.topic IN ({marks}) AND i.fetched > ? AND i.fetched <= ? ORDER BY i.fetched",
+            (*topics, iso(since) if since else "", iso(until)),
+        )
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r)) for r in cur]
+        for row in rows:
+            row["terms"] = json.loads(row["terms"])
+        return rows
+
+    def story_members(self, story_ids: Iterable[int]) -> dict[int, list[dict]]:
+        """Every item of these stories with its feed name, oldest first."""
+        ids = list(set(story_ids))
+        out: dict[int, list[dict]] = {i: [] for i in ids}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            cur = self.conn.execute(
+                "SELECT i.story_id, i.id AS item_id, i.title, i.lang, i.url, i.fetched, i.published, "
+                "f.name AS feed_name FROM items i JOIN feeds f ON f.id = i.feed_id "
+                f"WHERE i.story_id IN ({marks}) ORDER BY i.fetched, i.id",
+                chunk,
+            )
+            names = [d[0] for d in cur.description]
+            for r in cur:
+                row = dict(zip(names, r))
+                out[row["story_id"]].append(row)
+        return out
