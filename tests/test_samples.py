@@ -102,3 +102,10 @@ def test_every_topic_appears_in_every_language_more_than_once(topic):
 def test_unknown_sample_name_is_a_clear_error():
     with pytest.raises(ValueError, match="no bundled feed named"):
         samples.read_bytes("../config.toml")
+
+
+def test_index_lists_exactly_the_bundled_files():
+    from importlib import resources
+
+    on_disk = {p.name for p in resources.files("bot.samples").iterdir() if p.name.endswith(".xml")}
+    assert on_disk == {s.file for s in samples.catalogue()}

@@ -7,11 +7,13 @@ Kazakhstan, CSTO troop deployments, internet shutdowns), with the same events
 reported in several languages, hard negatives (a CSTO summit, exercises,
 floods, faster internet) and unrelated news (weather, sport, economy).
 
-Read them with :func:`sample_feeds`; nothing is read at import time.
+``index.json`` lists them (file, url, lang, name, content type); read them with
+:func:`sample_feeds`. Nothing is read at import time.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from importlib import resources
 
@@ -27,28 +29,20 @@ class SampleFeed:
     content_type: str  # as a server would send it; no charset where the XML prolog should decide
 
 
-SAMPLES: tuple[SampleFeed, ...] = (
-    SampleFeed("en_steppe_wire.xml", "https://steppewire.example.org/rss.xml", "en", "Steppe Wire",
-               "application/rss+xml; charset=utf-8"),
-    SampleFeed("en_camonitor_atom.xml", "https://camonitor.example.org/atom.xml", "en", "Central Asia Monitor",
-               "application/atom+xml; charset=utf-8"),
-    SampleFeed("ru_vestnik_cp1251.xml", "https://vestnik.example.kz/rss.xml", "ru", "Степной вестник",
-               "application/rss+xml"),
-    SampleFeed("ru_region_info.xml", "https://region.example.net/rss.xml", "ru", "Регион.Инфо",
-               "application/rss+xml; charset=utf-8"),
-    SampleFeed("kk_dala_zharshysy.xml", "https://zharshy.example.kz/rss.xml", "kk", "Дала жаршысы",
-               "application/rss+xml; charset=utf-8"),
-)
+def catalogue() -> tuple[SampleFeed, ...]:
+    """The bundled feeds as listed in ``index.json`` (the one list of them)."""
+    raw = json.loads(resources.files(__name__).joinpath("index.json").read_text(encoding="utf-8"))
+    return tuple(SampleFeed(**entry) for entry in raw)
 
 
 def read_bytes(file: str) -> bytes:
     """The raw bytes of one bundled feed file (exactly as a server would send them)."""
-    if file not in {s.file for s in SAMPLES}:
-        raise ValueError(f"samples: no bundled feed named {file!r} (have: "
-                         + ", ".join(s.file for s in SAMPLES) + ")")
+    known = [s.file for s in catalogue()]
+    if file not in known:
+        raise ValueError(f"samples: no bundled feed named {file!r} (have: " + ", ".join(known) + ")")
     return resources.files(__name__).joinpath(file).read_bytes()
 
 
 def sample_feeds() -> list[tuple[SampleFeed, bytes]]:
     """Every bundled feed with its bytes, in a fixed order."""
-    return [(s, read_bytes(s.file)) for s in SAMPLES]
+    return [(s, read_bytes(s.file)) for s in catalogue()]
