@@ -1,8 +1,9 @@
 """What a reader sees: stories gathered for a digest or an alert.
 
-This module turns stored matches into reader-facing story lines (headline in
-the reader's language, sources, languages, why it matched) ordered by
-importance; :mod:`bot.render` turns those into Telegram HTML.
+This module turns stored matches into reader-facing story lines
+(:class:`bot.render.StoryLine`: headline in the reader's language, sources,
+languages, why it matched) ordered by importance; :mod:`bot.render` turns
+those into Telegram HTML.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Callable
 
 from .config import Config
 from .models import from_iso
+from .render import StoryLine
 
 TranslateFn = Callable[[str, str, str], "str | None"]  # cached translation lookup (text, src, dst)
 
@@ -28,40 +30,23 @@ class Reader:
     watch: dict[int, str] = field(default_factory=dict)  # watchword id -> word
     last_digest_at: datetime | None = None
     skip_empty: bool = False
-
-
-@dataclass
-class Story:
-    """One story as a reader sees it."""
-
-    story_id: int
-    headline: str
-    headline_lang: str  # language of the headline text shown
-    original_lang: str  # language of the report the headline came from
-    translated: bool
-    url: str | None
-    sources: list[str]
-    langs: list[str]
-    topic: str  # the topic id (or watch:<id>) it is listed under
-    topics: list[str]
-    why: list[str]  # the matched terms as they appeared
-    reports: int
-    growth: int  # reports in the last hour
-    first_seen: datetime
-    last_seen: datetime
-
-    @property
-    def importance(self) -> tuple:
-        return (len(self.sources) + 2 * len(self.langs) + self.growth, self.reports, self.last_seen)
+    timezone: str = "UTC"
 
 
 def default_reader(cfg: Config) -> Reader:
-    return Reader(chat_id=None, lang=cfg.translation.target, topics=[t.id for t in cfg.topics])
+    return Reader(chat_id=None, lang=cfg.translation.target, topics=[t.id for t in cfg.topics],
+                  timezone=cfg.digest.timezone)
 
 
 def gather_stories(store, reader: Reader, since: datetime | None, now: datetime,
-                   translate: TranslateFn | None = None, story_ids: set[int] | None = None) -> list[Story]:
-    """The reader's stories with a matching report first seen in (since, now], most important first."""
+                   translate: TranslateFn | None = None, story_ids: set[int] | None = None,
+                   topic_names: dict[str, str] | None = None) -> list[StoryLine]:
+    """The reader's stories with a matching report first seen in (since, now], most important first.
+
+    Importance: distinct sources, plus twice the languages (an event reported
+    across languages is bigger news), plus the reports of the last hour.
+    """
+    topic_names = topic_names or {}
     keys = list(reader.topics) + [f"watch:{wid}" for wid in reader.watch]
     rows = store.matched_rows(keys, since, now)
     per_story: dict[int, list[dict]] = defaultdict(list)
@@ -76,26 +61,29 @@ def gather_stories(store, reader: Reader, since: datetime | None, now: datetime,
     hour_ago = now - timedelta(hours=1)
     for story_id, matched in per_story.items():
         items = members.get(story_id) or matched
-        best = max(matched, key=lambda r: r["score"])
-        topics = sorted({r["topic"] for r in matched}, key=keys.index)
+        ordered = sorted(matched, key=lambda r: (keys.index(r["topic"]) if r["topic"] in keys else 0, -r["score"]))
+        topics = [topic_names.get(t, t) for t in dict.fromkeys(r["topic"] for r in ordered)
+                  if not t.startswith("watch:")]
+        words = [reader.watch[int(t[6:])] for t in dict.fromkeys(r["topic"] for r in ordered)
+                 if t.startswith("watch:") and int(t[6:]) in reader.watch]
         why: list[str] = []
-        for r in sorted(matched, key=lambda r: -r["score"]):
+        for r in ordered:
             for term in r["terms"]:
-                label = reader.watch.get(int(r["topic"][6:])) if r["topic"].startswith("watch:") else None
-                term = f"{term} ({label})" if label and label.lower() != term.lower() else term
                 if term not in why:
                     why.append(term)
         headline, headline_lang, original, translated, url = _headline(items, reader.lang, translate)
+        # a summary only when it is in the reader's language (it is not translated)
+        summary = next((r["summary"] for r in matched if r["lang"] == reader.lang and r.get("summary")), "")
         sources = list(dict.fromkeys(r["feed_name"] for r in items))
         langs = list(dict.fromkeys(r["lang"] for r in items))
-        fetched = [from_iso(r["fetched"]) for r in items]
-        stories.append(Story(
-            story_id=story_id, headline=headline, headline_lang=headline_lang, original_lang=original,
-            translated=translated, url=url, sources=sources, langs=langs, topic=best["topic"],
-            topics=topics, why=why[:6], reports=len(items), growth=sum(1 for f in fetched if f > hour_ago),
-            first_seen=min(fetched), last_seen=max(fetched),
+        growth = sum(1 for r in items if from_iso(r["fetched"]) > hour_ago)
+        stories.append(StoryLine(
+            headline=headline, headline_lang=headline_lang, original_lang=original, url=url,
+            sources=sources, langs=langs, topics=topics, why=why, translated=translated,
+            summary=summary,
+            watchwords=words, importance=float(len(sources) + 2 * len(langs) + growth), story_id=story_id,
         ))
-    stories.sort(key=lambda s: s.importance, reverse=True)
+    stories.sort(key=lambda s: (s.importance, len(s.sources)), reverse=True)
     return stories
 
 
@@ -111,12 +99,3 @@ def _headline(items: list[dict], lang: str, translate: TranslateFn | None):
             if text:
                 return text, lang, r["lang"], True, r["url"]
     return first["title"], first["lang"], first["lang"], False, first["url"]
-
-
-def group_by_topic(stories: list[Story], order: list[str]) -> list[tuple[str, list[Story]]]:
-    """Stories grouped under the topic they are listed under, topics in ``order``."""
-    groups: dict[str, list[Story]] = defaultdict(list)
-    for s in stories:
-        groups["watch" if s.topic.startswith("watch:") else s.topic].append(s)
-    rank = {t: i for i, t in enumerate(order)}
-    return sorted(groups.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0]))

@@ -195,6 +195,46 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_translate_pending(db: sqlite_utils.Database) -> None:
+    """Texts a reader should see translated that could not be translated yet."""
+    db.executescript(
+        """
+        CREATE TABLE translation_pending (
+            provider TEXT NOT NULL,
+            src TEXT NOT NULL,
+            dst TEXT NOT NULL,
+            text_hash TEXT NOT NULL,
+            text TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            next_attempt_at TEXT,              -- NULL: given up (kept for the operator)
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (provider, src, dst, text_hash)
+        ) WITHOUT ROWID;
+        CREATE INDEX translation_pending_due ON translation_pending(provider, next_attempt_at);
+        """
+    )
+
+
+@migrations()
+def m003_service_alerts(db: sqlite_utils.Database) -> None:
+    """What a reader was last alerted of, so a growing story updates them once."""
+    db.executescript(
+        """
+        ALTER TABLE alerts ADD COLUMN sources INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE alerts ADD COLUMN langs TEXT NOT NULL DEFAULT '';
+        ALTER TABLE alerts ADD COLUMN updates INTEGER NOT NULL DEFAULT 0;
+        """
+    )
+
+
+@migrations()
+def m004_fetch_body_hash(db: sqlite_utils.Database) -> None:
+    """sha1 of a feed's last good body: an unchanged body is not parsed again."""
+    db.executescript("ALTER TABLE feeds ADD COLUMN body_hash TEXT;")
+
+
 # -- the store --------------------------------------------------------------
 
 
@@ -350,7 +390,7 @@ class Store:
     def _feeds(self, where: str, params: tuple) -> Iterator[Feed]:
         cur = self.conn.execute(
             "SELECT id, url, name, lang, interval_seconds, etag, last_modified, last_status, last_error, "
-            "failures, next_poll_at, last_polled_at, retired_at, unchanged_polls FROM feeds " + where,
+            "failures, next_poll_at, last_polled_at, retired_at, unchanged_polls, body_hash FROM feeds " + where,
             params,
         )
         for r in cur:
@@ -358,7 +398,7 @@ class Store:
                 id=r[0], url=r[1], name=r[2], lang=r[3], interval_seconds=r[4], etag=r[5],
                 last_modified=r[6], last_status=r[7], last_error=r[8], failures=r[9],
                 next_poll_at=from_iso(r[10]), last_polled_at=from_iso(r[11]),
-                retired_at=from_iso(r[12]), unchanged_polls=r[13],
+                retired_at=from_iso(r[12]), unchanged_polls=r[13], body_hash=r[14],
             )
 
     def save_feed_state(self, feed: Feed, *, ok_at: datetime | None = None,
@@ -369,10 +409,10 @@ class Store:
                 "UPDATE feeds SET url = ?, etag = ?, last_modified = ?, last_status = ?, last_error = ?, "
                 "failures = ?, unchanged_polls = ?, next_poll_at = ?, last_polled_at = ?, "
                 "last_ok_at = COALESCE(?, last_ok_at), last_new_at = COALESCE(?, last_new_at), "
-                "retired_at = ?, retired_reason = COALESCE(?, retired_reason) WHERE id = ?",
+                "retired_at = ?, retired_reason = COALESCE(?, retired_reason), body_hash = ? WHERE id = ?",
                 (feed.url, feed.etag, feed.last_modified, feed.last_status, feed.last_error,
                  feed.failures, feed.unchanged_polls, iso(feed.next_poll_at), iso(feed.last_polled_at),
-                 iso(ok_at), iso(new_at), iso(feed.retired_at), retired_reason, feed.id),
+                 iso(ok_at), iso(new_at), iso(feed.retired_at), retired_reason, feed.body_hash, feed.id),
             )
 
     def url_taken(self, url: str, feed_id: int) -> bool:
@@ -473,6 +513,89 @@ class Store:
         return dict(zip([d[0] for d in cur.description], row))
 
     # -- translations (cache) ------------------------------------------------
+    # Keys are (provider, src, dst, text_hash); text_hash is sha1 of the text as
+    # the translator normalised it. Only the translator calls these.
+
+    def get_translation(self, provider: str, src: str, dst: str, text_hash: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT translated FROM translations WHERE provider = ? AND src = ? AND dst = ? AND text_hash = ?",
+            (provider, src, dst, text_hash),
+        ).fetchone()
+        return row[0] if row else None
+
+    def get_translations(self, provider: str, dst: str,
+                         keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Cached translations for many ``(src, text_hash)`` keys at once."""
+        found: dict[tuple[str, str], str] = {}
+        by_src: dict[str, list[str]] = {}
+        for src, text_hash in keys:
+            by_src.setdefault(src, []).append(text_hash)
+        for src, hashes in by_src.items():
+            hashes = list(dict.fromkeys(hashes))
+            for start in range(0, len(hashes), 500):
+                chunk = hashes[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for text_hash, translated in self.conn.execute(
+                    f"SELECT text_hash, translated FROM translations WHERE provider = ? AND src = ? "
+                    f"AND dst = ? AND text_hash IN ({marks})", (provider, src, dst, *chunk)
+                ):
+                    found[(src, text_hash)] = translated
+        return found
+
+    def put_translation(self, provider: str, src: str, dst: str, text_hash: str, translated: str,
+                        now: datetime | None = None) -> None:
+        """Cache a translation and drop the text from the pending queue."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO translations(provider, src, dst, text_hash, translated, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (provider, src, dst, text_hash, translated, iso(now or utcnow())),
+            )
+            self.conn.execute(
+                "DELETE FROM translation_pending WHERE provider = ? AND src = ? AND dst = ? AND text_hash = ?",
+                (provider, src, dst, text_hash),
+            )
+
+    def add_translations_pending(self, provider: str, rows: Iterable[tuple[str, str, str, str, str]],
+                                 next_attempt_at: datetime, now: datetime | None = None) -> None:
+        """Remember texts still to translate: rows of ``(src, dst, text_hash, text, error)``.
+
+        A text already waiting keeps its schedule and attempt count.
+        """
+        created = iso(now or utcnow())
+        with self.conn:
+            self.conn.executemany(
+                "INSERT INTO translation_pending(provider, src, dst, text_hash, text, last_error, "
+                "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(provider, src, dst, text_hash) DO UPDATE SET last_error = excluded.last_error",
+                [(provider, src, dst, h, text, error, iso(next_attempt_at), created)
+                 for src, dst, h, text, error in rows],
+            )
+
+    def due_translations(self, provider: str, now: datetime, limit: int) -> list[dict]:
+        """Pending texts whose next attempt is due, oldest first."""
+        cur = self.conn.execute(
+            "SELECT src, dst, text_hash, text, attempts FROM translation_pending "
+            "WHERE provider = ? AND next_attempt_at IS NOT NULL AND next_attempt_at <= ? "
+            "ORDER BY created_at, text_hash LIMIT ?", (provider, iso(now), limit),
+        )
+        return [dict(zip(("src", "dst", "text_hash", "text", "attempts"), r)) for r in cur]
+
+    def translation_failed(self, provider: str, src: str, dst: str, text_hash: str, error: str,
+                           next_attempt_at: datetime | None) -> None:
+        """Count a failed attempt; ``next_attempt_at=None`` gives the text up."""
+        with self.conn:
+            self.conn.execute(
+                "UPDATE translation_pending SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+                "WHERE provider = ? AND src = ? AND dst = ? AND text_hash = ?",
+                (error, iso(next_attempt_at), provider, src, dst, text_hash),
+            )
+
+    def pending_translations(self, provider: str | None = None) -> int:
+        """How many texts still wait for a translation (given-up ones excluded)."""
+        where = "WHERE next_attempt_at IS NOT NULL" + (" AND provider = ?" if provider else "")
+        return self.conn.execute(f"SELECT count(*) FROM translation_pending {where}",
+                                 (provider,) if provider else ()).fetchone()[0]
+
     # -- stories -------------------------------------------------------------
     # -- subscribers, subscriptions, watchwords --------------------------------
     # -- outbox and alerts ---------------------------------------------------
@@ -497,6 +620,77 @@ class Store:
         for row in rows:
             row["terms"] = json.loads(row["terms"])
         return rows
+
+    def topic_subscribers(self, topic: str) -> list[int]:
+        """Chats subscribed to a topic (any mode, paused or not: callers filter)."""
+        return [r[0] for r in self.conn.execute("SELECT chat_id FROM subscriptions WHERE topic = ?", (topic,))]
+
+    def watchword_owner(self, watchword_id: int) -> int | None:
+        row = self.conn.execute("SELECT chat_id FROM watchwords WHERE id = ?", (watchword_id,)).fetchone()
+        return row[0] if row else None
+
+    def alert_record(self, chat_id: int, story_id: int) -> dict | None:
+        cur = self.conn.execute(
+            "SELECT item_count, sources, langs, updates, sent_at FROM alerts WHERE chat_id = ? AND story_id = ?",
+            (chat_id, story_id),
+        )
+        row = cur.fetchone()
+        return dict(zip([d[0] for d in cur.description], row)) if row else None
+
+    def record_alert(self, chat_id: int, story_id: int, *, sources: int, langs: str, updates: int,
+                     now: datetime) -> None:
+        """Remember what a reader was alerted of (call in the enqueue's transaction)."""
+        self.conn.execute(
+            "INSERT INTO alerts(chat_id, story_id, item_count, sent_at, sources, langs, updates) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(chat_id, story_id) DO UPDATE SET "
+            "item_count = excluded.item_count, sent_at = excluded.sent_at, sources = excluded.sources, "
+            "langs = excluded.langs, updates = excluded.updates",
+            (chat_id, story_id, sources, iso(now), sources, langs, updates),
+        )
+
+    def digest_chats(self) -> list[int]:
+        """Chats that take a daily digest and are not paused."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT chat_id FROM subscribers WHERE mode IN ('digest', 'both') AND paused IS NULL ORDER BY chat_id")]
+
+    def subscriber_created(self, chat_id: int) -> datetime | None:
+        row = self.conn.execute("SELECT created_at FROM subscribers WHERE chat_id = ?", (chat_id,)).fetchone()
+        return from_iso(row[0]) if row else None
+
+    def mark_digest(self, chat_id: int, scheduled: datetime, next_at: datetime | None = None) -> None:
+        """Record the digest of ``scheduled`` as done (call in the enqueue's transaction)."""
+        self.conn.execute(
+            "UPDATE subscribers SET last_digest_at = ?, next_digest_at = ? WHERE chat_id = ?",
+            (iso(scheduled), iso(next_at), chat_id),
+        )
+
+    def purge_older_than(self, cutoff: datetime) -> dict[str, int]:
+        """Retention: delete what was first seen before ``cutoff``; keep the file compact.
+
+        Items (and their matches), stories with no items left, delivered or
+        failed outbox rows, alert records, cached translations and cycle logs.
+        Pending messages are never deleted.
+        """
+        c = iso(cutoff)
+        counts = {}
+        with self.conn:
+            counts["items"] = self.conn.execute("DELETE FROM items WHERE fetched < ?", (c,)).rowcount
+            counts["stories"] = self.conn.execute(
+                "DELETE FROM stories WHERE last_seen < ? AND NOT EXISTS "
+                "(SELECT 1 FROM items WHERE items.story_id = stories.id)", (c,)).rowcount
+            counts["outbox"] = self.conn.execute(
+                "DELETE FROM outbox WHERE status IN ('sent', 'failed') AND created_at < ?", (c,)).rowcount
+            counts["alerts"] = self.conn.execute("DELETE FROM alerts WHERE sent_at < ?", (c,)).rowcount
+            counts["translations"] = self.conn.execute(
+                "DELETE FROM translations WHERE created_at < ?", (c,)).rowcount
+            counts["cycles"] = self.conn.execute("DELETE FROM cycles WHERE started_at < ?", (c,)).rowcount
+        purge_stories = getattr(self, "purge_story_index", None)
+        if purge_stories is not None:
+            counts["story_index"] = purge_stories(cutoff)
+        if any(counts.values()):
+            self.conn.execute("PRAGMA incremental_vacuum")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return counts
 
     def story_members(self, story_ids: Iterable[int]) -> dict[int, list[dict]]:
         """Every item of these stories with its feed name, oldest first."""
