@@ -1,0 +1,104 @@
+"""Config loading: every error names the key and what is wrong, and the CLI exits cleanly."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import config
+from bot.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+GOOD_FEED = {"url": "https://example.org/rss.xml", "lang": "en", "name": "Example"}
+
+
+def raw(**sections):
+    base = {"feeds": [dict(GOOD_FEED)], "topics": []}
+    base.update(sections)
+    return base
+
+
+def test_shipped_config_is_valid():
+    cfg = config.load(REPO / "config.toml", env={})
+    assert len(cfg.feeds) >= 12
+    assert {f.lang for f in cfg.feeds} == {"en", "ru", "kk"}
+    assert {t.id for t in cfg.topics} >= {"kz-unrest", "csto-deployment", "internet-shutdown"}
+    assert cfg.telegram.token is None
+
+
+def test_defaults_and_token_from_environment(tmp_path):
+    cfg = config.from_dict(raw(), path=tmp_path / "c.toml", env={"TELEGRAM_BOT_TOKEN": "123:abc"})
+    assert cfg.telegram.token == "123:abc"
+    assert cfg.poll.interval_seconds == 300
+    assert cfg.digest.time == "08:00" and cfg.digest.timezone == "Asia/Almaty"
+    assert cfg.translation.provider == "google" and cfg.translation.target == "en"
+    assert cfg.storage.path == tmp_path / "data/newsbot.db"  # relative to the config file
+    assert "123:abc" not in repr(cfg)
+
+
+FEEDS = [dict(GOOD_FEED, url=f"https://example.org/{i}.xml") for i in range(3)]
+
+
+@pytest.mark.parametrize("raw_config, message", [
+    (raw(feeds=FEEDS + [dict(GOOD_FEED, lang="de")]), "feeds[3].lang: must be one of en, ru, kk"),
+    (raw(feeds=[dict(GOOD_FEED, url="ftp://example.org/x")]), "feeds[0].url: must be an http or https URL"),
+    (raw(feeds=[{"lang": "en"}]), "feeds[0].url: is required"),
+    (raw(feeds=[GOOD_FEED, GOOD_FEED]), "feeds[1].url: duplicate feed URL (also feeds[0])"),
+    (raw(feeds=[dict(GOOD_FEED, colour="red")]), "feeds[0].colour: unknown key"),
+    (raw(feeds=[dict(GOOD_FEED, interval_seconds=0)]), "feeds[0].interval_seconds: must be greater than 0"),
+    (raw(poll={"interval_seconds": "often"}), "poll.interval_seconds: must be an integer"),
+    (raw(poll={"interval_seconds": -5}), "poll.interval_seconds: must be greater than 0"),
+    (raw(poll={"intervl_seconds": 5}), "poll.intervl_seconds: unknown key"),
+    (raw(digest={"time": "8am"}), "digest.time: must be a time as HH:MM"),
+    (raw(digest={"time": "24:00"}), "digest.time: must be a time as HH:MM"),
+    (raw(digest={"timezone": "Mars/Olympus"}), "digest.timezone: unknown time zone"),
+    (raw(translation={"provider": "babelfish"}), "translation.provider: must be one of google, libre"),
+    (raw(translation={"target": "fr"}), "translation.target: must be one of en, ru, kk"),
+    (raw(translation={"provider": "libre"}), "translation.url: must name the LibreTranslate server"),
+    (raw(translation={"provider": "deepl"}), "translation.api_key_env: must name the environment variable"),
+    (raw(telegram={"admins": ["alice"]}), "telegram.admins[0]: must be a chat id"),
+    (raw(telegram={"base_url": "not a url"}), "telegram.base_url: must be an http or https URL"),
+    (raw(storage={"path": 5}), "storage.path: must be a string"),
+    (raw(feeds={"url": "x"}), "feeds: must be an array of tables"),
+    (raw(extra={}), "extra: unknown key"),
+    (raw(topics=[{"id": "Bad Id!"}]), "topics[0].id:"),
+])
+def test_errors_name_the_key(tmp_path, raw_config, message):
+    with pytest.raises(ConfigError) as err:
+        config.from_dict(raw_config, path=tmp_path / "c.toml", env={})
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_missing_and_unparsable_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        config.load(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[poll\ninterval_seconds = 3", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        config.load(bad)
+
+
+def _check(args, env=None, cwd=None):
+    env = {"PATH": "/usr/bin:/bin", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "bot", "check", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd or REPO, timeout=60)
+
+
+def test_check_reports_the_key_without_a_traceback(tmp_path):
+    bad = tmp_path / "config.toml"
+    bad.write_text('[[feeds]]\nurl = "https://example.org/a.xml"\nlang = "xx"\n', encoding="utf-8")
+    result = _check(["--config", str(bad)], env={"PYTHONPATH": str(REPO)})
+    assert result.returncode != 0
+    assert "feeds[0].lang: must be one of en, ru, kk" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bot_config_environment_chooses_the_file(tmp_path):
+    good = tmp_path / "other.toml"
+    good.write_text('[translation]\nprovider = "none"\n[[feeds]]\nurl = "https://example.org/a.xml"\nlang = "kk"\n',
+                    encoding="utf-8")
+    result = _check([], env={"BOT_CONFIG": str(good), "PYTHONPATH": str(REPO)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "other.toml: ok (1 feeds" in result.stdout
