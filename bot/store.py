@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from .models import Feed, Item, Match, from_iso, iso, utcnow
+from .models import Feed, Item, Match, Subscriber, from_iso, iso, utcnow
 
 migrations = Migrations("newsbot")
 
@@ -598,6 +598,99 @@ class Store:
 
     # -- stories -------------------------------------------------------------
     # -- subscribers, subscriptions, watchwords --------------------------------
+    # (subscribers and subscriptions: the Telegram bot's part)
+
+    _SUBSCRIBER_COLUMNS = ("chat_id, chat_type, lang, mode, digest_time, timezone, quiet_start, quiet_end, "
+                           "skip_empty_digest, paused, last_digest_at")
+    SUBSCRIBER_SETTINGS = frozenset({"chat_type", "title", "lang", "mode", "digest_time", "timezone",
+                                     "quiet_start", "quiet_end", "skip_empty_digest", "paused", "next_digest_at"})
+
+    @staticmethod
+    def _subscriber_row(r) -> Subscriber:
+        return Subscriber(chat_id=r[0], chat_type=r[1], lang=r[2], mode=r[3], digest_time=r[4], timezone=r[5],
+                          quiet_start=r[6], quiet_end=r[7], skip_empty_digest=bool(r[8]), paused=r[9],
+                          last_digest_at=from_iso(r[10]))
+
+    def subscriber(self, chat_id: int) -> Subscriber | None:
+        row = self.conn.execute(f"SELECT {self._SUBSCRIBER_COLUMNS} FROM subscribers WHERE chat_id = ?",
+                                (chat_id,)).fetchone()
+        return self._subscriber_row(row) if row else None
+
+    def subscribers(self, include_paused: bool = False) -> list[Subscriber]:
+        where = "" if include_paused else "WHERE paused IS NULL "
+        return [self._subscriber_row(r) for r in self.conn.execute(
+            f"SELECT {self._SUBSCRIBER_COLUMNS} FROM subscribers {where}ORDER BY chat_id")]
+
+    def ensure_subscriber(self, chat_id: int, *, lang: str, digest_time: str, timezone: str,
+                          chat_type: str = "private", title: str | None = None, mode: str = "both",
+                          now: datetime | None = None) -> tuple[Subscriber, bool]:
+        """The subscriber for a chat, created with these defaults when new; (subscriber, created)."""
+        with self.conn:
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO subscribers(chat_id, chat_type, title, lang, mode, digest_time, timezone, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (chat_id, chat_type, title, lang, mode, digest_time, timezone, iso(now or utcnow())),
+            )
+            created = cur.rowcount == 1
+            if not created:
+                self.conn.execute("UPDATE subscribers SET chat_type = ?, title = COALESCE(?, title) "
+                                  "WHERE chat_id = ?", (chat_type, title, chat_id))
+        return self.subscriber(chat_id), created
+
+    def update_subscriber(self, chat_id: int, **settings) -> Subscriber | None:
+        """Change a subscriber's settings (names from ``SUBSCRIBER_SETTINGS``); None when unknown."""
+        unknown = set(settings) - self.SUBSCRIBER_SETTINGS
+        if unknown:
+            raise ValueError("update_subscriber: unknown setting(s) " + ", ".join(sorted(unknown)))
+        if "lang" in settings and settings["lang"] not in ("en", "ru", "kk"):
+            raise ValueError(f"update_subscriber: lang must be en, ru or kk, not {settings['lang']!r}")
+        if "mode" in settings and settings["mode"] not in ("instant", "digest", "both"):
+            raise ValueError(f"update_subscriber: mode must be instant, digest or both, not {settings['mode']!r}")
+        if settings:
+            values = [int(v) if isinstance(v, bool) else v for v in settings.values()]
+            with self.conn:
+                self.conn.execute(
+                    "UPDATE subscribers SET " + ", ".join(f"{k} = ?" for k in settings) + " WHERE chat_id = ?",
+                    (*values, chat_id),
+                )
+        return self.subscriber(chat_id)
+
+    def subscribe(self, chat_id: int, topic: str) -> bool:
+        """Follow a topic; True when it was not followed before."""
+        with self.conn:
+            return self.conn.execute("INSERT OR IGNORE INTO subscriptions(chat_id, topic) VALUES (?, ?)",
+                                     (chat_id, topic)).rowcount == 1
+
+    def unsubscribe(self, chat_id: int, topic: str) -> bool:
+        """Stop following a topic; True when it was followed."""
+        with self.conn:
+            return self.conn.execute("DELETE FROM subscriptions WHERE chat_id = ? AND topic = ?",
+                                     (chat_id, topic)).rowcount == 1
+
+    def subscribed_topics(self, chat_id: int) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT topic FROM subscriptions WHERE chat_id = ? ORDER BY topic", (chat_id,))]
+
+    def subscribers_for_topic(self, topic: str, include_paused: bool = False) -> list[Subscriber]:
+        paused = "" if include_paused else "AND s.paused IS NULL "
+        cols = ", ".join("s." + c.strip() for c in self._SUBSCRIBER_COLUMNS.split(","))
+        return [self._subscriber_row(r) for r in self.conn.execute(
+            f"SELECT {cols} FROM subscribers s JOIN subscriptions t ON t.chat_id = s.chat_id "
+            f"WHERE t.topic = ? {paused}ORDER BY s.chat_id", (topic,))]
+
+    def forget_subscriber(self, chat_id: int) -> bool:
+        """/stop: delete the subscriber and everything kept for them (topics, watch words,
+        alert records, queued and sent messages). True when there was a subscriber."""
+        with self.conn:
+            for table in ("subscriptions", "watchwords", "alerts", "outbox"):
+                self.conn.execute(f"DELETE FROM {table} WHERE chat_id = ?", (chat_id,))
+            return self.conn.execute("DELETE FROM subscribers WHERE chat_id = ?", (chat_id,)).rowcount == 1
+
+    def subscriber_counts(self) -> dict[str, int]:
+        row = self.conn.execute(
+            "SELECT count(*), count(paused) FROM subscribers").fetchone()
+        return {"subscribers": row[0], "paused": row[1]}
+
     # -- outbox and alerts ---------------------------------------------------
 
     # -- digests and alerts: what a reader gets (service) --------------------
