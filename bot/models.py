@@ -50,6 +50,7 @@ class Feed:
     last_polled_at: datetime | None = None
     retired_at: datetime | None = None
     unchanged_polls: int = 0  # consecutive polls with nothing new (adaptive interval)
+    body_hash: str | None = None  # sha1 of the last body parsed without error (skip unchanged bodies)
 
     @property
     def retired(self) -> bool:
@@ -74,6 +75,7 @@ class FetchResult:
     retry_after: float | None = None  # seconds, from Retry-After on 429/503
     error: str | None = None  # "fetch: ..." when the fetch failed
     elapsed: float = 0.0
+    body_hash: str | None = None  # sha1 of the decoded body (200 only)
 
     @property
     def ok(self) -> bool:

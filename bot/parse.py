@@ -1,0 +1,369 @@
+"""Feed bytes -> plain-text entries.
+
+:func:`parse_feed` is synchronous and pure: it takes the fetched body and the
+response headers and returns a :class:`~bot.models.ParseResult`; it never
+raises for bad input (errors start with ``"parse: "``) and never touches the
+network or the file system. feedparser is imported here and nowhere else.
+
+Two parsers produce the same entries:
+
+* a fast first pass (:func:`_fast_parse`, expat) for well-formed UTF-8
+  RSS 2.0 / Atom 1.0 without DOCTYPE, ``xml:base`` or anything else unusual;
+  it gives up (returns None) at the first thing it is not sure about;
+* feedparser, for everything else (other encodings, RSS 0.9x/1.0, broken XML,
+  odd dates, HTML-looking titles...).
+
+``tests/test_parse.py`` parses every sample feed with both and checks they
+agree, so the fast pass never loses anything feedparser would have kept.
+
+Normalisation decisions (both parsers):
+
+* titles and summaries are plain text: tags stripped (``script``/``style``
+  with their content), entities decoded, control, zero-width and bidi
+  override characters removed, whitespace folded; titles bounded to
+  :data:`TITLE_MAX` characters, summaries to :data:`SUMMARY_MAX`;
+* dates are UTC; missing or unparsable -> None; a date more than
+  :data:`FUTURE_SLACK` ahead of ``now`` or before 1995 is treated as unknown
+  (None), not clamped to ``now``: a wrong date must not make an old item look
+  fresh;
+* links are made absolute against the feed URL; only http/https are kept;
+* an entry with no title, no summary and no link is dropped (nothing to show
+  or to identify); repeated entries (same :func:`item_key`) keep the first.
+"""
+
+from __future__ import annotations
+
+import calendar
+import codecs
+import hashlib
+import html
+import io
+import re
+import unicodedata
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+from xml.parsers import expat
+
+import feedparser
+
+from .models import Entry, ParseResult
+
+TITLE_MAX = 500
+SUMMARY_MAX = 1000
+FUTURE_SLACK = timedelta(days=1)
+OLDEST = datetime(1995, 1, 1, tzinfo=timezone.utc)
+
+# Query parameters that only track the reader, never select content.
+TRACKING_PARAMS = frozenset({
+    "fbclid", "gclid", "gclsrc", "dclid", "yclid", "msclkid", "twclid", "ttclid", "igshid",
+    "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id",
+    "vero_id", "wickedid", "rb_clickid", "s_cid", "ncid", "cmpid", "ito", "at_medium", "at_campaign",
+    "at_custom1", "at_custom2", "at_custom3", "at_custom4", "ref_src", "ref_url", "spm",
+})
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_", "__hs", "ym_")
+
+# C0/C1 controls (tab/newline/CR are folded as whitespace instead), zero-width
+# and bidi embedding/override/isolate marks, BOM, interlinear annotations,
+# tag characters and lone surrogates (SQLite cannot store them).
+_BAD_CHARS = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]"
+)
+_WS = re.compile(r"\s+")
+_DROP_BLOCKS = re.compile(r"<(script|style|template|noscript)\b[^>]*>.*?(</\1\s*>|\Z)", re.I | re.S)
+_COMMENT = re.compile(r"<!--.*?(-->|\Z)", re.S)
+_BLOCK_TAG = re.compile(
+    r"</?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|h[1-6]|tr|td|th|table|thead|tbody|blockquote|section|"
+    r"article|header|footer|aside|nav|figure|figcaption|pre|img|address|main)\b[^>]*>",
+    re.I,
+)
+_TAG = re.compile(r"</?[A-Za-z][^>]*>|<![^>]*>|<\?[^>]*>")
+_LOOKS_HTML = re.compile(r"</\w+>|&#?\w+;")
+
+
+# -- text --------------------------------------------------------------------
+
+
+def clean_text(text: str | None, limit: int | None = None) -> str:
+    """Plain text made safe to store and show: no controls, folded, bounded."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFC", _BAD_CHARS.sub("", text))
+    text = _WS.sub(" ", text).strip()
+    if limit is not None and len(text) > limit:
+        cut = text[: limit - 1]
+        space = cut.rfind(" ")
+        if space > limit * 0.8:
+            cut = cut[:space]
+        text = cut.rstrip() + "…"
+    return text
+
+
+def html_to_text(markup: str | None, limit: int | None = None) -> str:
+    """HTML fragment -> plain text: tags (and script/style bodies) gone, entities decoded."""
+    if not markup:
+        return ""
+    if "<" in markup:
+        markup = _COMMENT.sub(" ", markup)
+        markup = _DROP_BLOCKS.sub(" ", markup)
+        markup = _BLOCK_TAG.sub(" ", markup)
+        markup = _TAG.sub("", markup)
+    if "&" in markup:
+        markup = html.unescape(markup)
+    return clean_text(markup, limit)
+
+
+def _text(value: str | None, content_type: str | None, limit: int) -> str:
+    if content_type and "html" in content_type:
+        return html_to_text(value, limit)
+    return clean_text(value, limit)
+
+
+# -- URLs and keys -------------------------------------------------------------
+
+
+def _tracking(name: str) -> bool:
+    low = name.lower()
+    return low in TRACKING_PARAMS or low.startswith(TRACKING_PREFIXES)
+
+
+def canonical_url(url: str | None) -> str | None:
+    """The URL an item is known by: http(s) only, lower-case scheme and host, no
+    default port, no user info, no fragment, no tracking parameters, sorted query.
+    Anything else (None, relative, other schemes, garbage) gives None."""
+    if not url:
+        return None
+    url = _BAD_CHARS.sub("", url).strip()
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").lower().rstrip(".")
+        port = parts.port
+    except ValueError:
+        return None
+    if scheme not in ("http", "https") or not host or any(c.isspace() for c in host):
+        return None
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and not (scheme == "http" and port == 80 or scheme == "https" and port == 443):
+        netloc += f":{port}"
+    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~-._")
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _tracking(k))
+    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
+
+
+def absolute_http_url(link: str | None, base: str) -> str | None:
+    """``link`` resolved against ``base``; None unless it is http(s) with a host."""
+    if not link:
+        return None
+    link = _BAD_CHARS.sub("", link).strip()
+    try:
+        full = urljoin(base, link)
+        parts = urlsplit(full)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            return None
+    except ValueError:
+        return None
+    return full
+
+
+def _norm_for_hash(text: str) -> str:
+    return _WS.sub(" ", text.casefold()).strip()
+
+
+def content_hash(title: str, summary: str) -> str:
+    """sha1 of the case-folded, whitespace-folded title and summary."""
+    raw = _norm_for_hash(title) + "\n" + _norm_for_hash(summary)
+    return hashlib.sha1(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def item_key(entry: Entry) -> str:
+    """Stable per-feed identity: the GUID, else the canonical link, else a content hash."""
+    if entry.guid:
+        return "guid:" + entry.guid
+    url = canonical_url(entry.link)
+    if url:
+        return "url:" + url
+    return "hash:" + content_hash(entry.title, entry.summary)
+
+
+# -- dates ---------------------------------------------------------------------
+
+
+def _usable_date(dt: datetime | None, now: datetime) -> datetime | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    dt = dt.astimezone(timezone.utc)
+    if dt > now + FUTURE_SLACK or dt < OLDEST:
+        return None
+    return dt.replace(microsecond=0)
+
+
+def _from_struct(st) -> datetime | None:
+    if not st:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(st), tz=timezone.utc)
+    except (OverflowError, ValueError, OSError, TypeError):
+        return None
+
+
+# -- the entry point -------------------------------------------------------------
+
+_DOCTYPE = re.compile(rb"<!DOCTYPE\b", re.I)
+_ENTITY_DECL = re.compile(rb"<!ENTITY\s+(%\s*)?[^\s>]+\s+(SYSTEM|PUBLIC|(\"[^\"]*&|'[^']*&))", re.I)
+
+
+def _hostile_doctype(body: bytes) -> str | None:
+    """Why the document's DOCTYPE is refused, or None.
+
+    External entities (``SYSTEM``/``PUBLIC``), parameter entities and entities
+    whose value refers to other entities (the billion-laughs pattern) are
+    refused outright; simple character entities are left to feedparser, which
+    strips the DOCTYPE and keeps only those."""
+    head = body[:65536]
+    m = _DOCTYPE.search(head)
+    if not m:
+        return None
+    # Look at the declarations before the first element only.
+    start = m.start()
+    first_el = re.search(rb"<[A-Za-z_]", head[start + 9:])
+    subset = head[start: start + 9 + first_el.start()] if first_el else head[start:]
+    if _ENTITY_DECL.search(subset):
+        return "refused: the DOCTYPE declares external, parameter or nested entities"
+    return None
+
+
+_PROLOG_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
+
+
+def _codec(name: str | bytes | None) -> str | None:
+    if not name:
+        return None
+    if isinstance(name, bytes):
+        name = name.decode("ascii", "replace")
+    try:
+        return codecs.lookup(name.strip().strip("\"'")).name
+    except LookupError:
+        return None
+
+
+def _decodes(body: bytes, codec: str) -> bool:
+    try:
+        body.decode(codec)
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return True
+
+
+def effective_headers(headers: dict[str, str], body: bytes) -> dict[str, str]:
+    """The response headers with a charset that contradicts the body removed.
+
+    Servers often send a default charset that is not the feed's: a byte-order
+    mark wins; then an encoding declared in the XML prolog that the body
+    decodes with; then, with no declaration, UTF-8 when the body is valid
+    non-ASCII UTF-8. When the header's charset loses, Content-Type becomes
+    ``application/xml`` without a charset, so the parser follows the document.
+    """
+    headers = {k.lower(): v for k, v in (headers or {}).items()}
+    ctype = headers.get("content-type", "")
+    media, _, params = ctype.partition(";")
+    m = re.search(r"charset\s*=\s*[\"']?([^\s;\"']+)", params, re.I)
+    header_codec = _codec(m.group(1)) if m else None
+    if not m:
+        return headers
+    wrong = False
+    if body.startswith(_BOMS):
+        wrong = True
+    else:
+        pm = _PROLOG_ENCODING.match(body[:1024])
+        prolog_codec = _codec(pm.group(1)) if pm else None
+        if prolog_codec:
+            wrong = prolog_codec != header_codec and _decodes(body, prolog_codec)
+        elif header_codec != "utf-8" and not body.isascii() and _decodes(body, "utf-8"):
+            wrong = True
+    if header_codec is None:
+        wrong = True  # an unknown charset name helps nobody
+    if wrong:
+        headers["content-type"] = "application/xml"
+    return headers
+
+
+def parse_feed(body: bytes, headers: dict[str, str], url: str, now: datetime) -> ParseResult:
+    """Parse a fetched feed body into plain-text entries (never raises for bad input)."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    if not body or not body.strip():
+        return ParseResult(entries=[], error="parse: empty body")
+    hostile = _hostile_doctype(body)
+    if hostile:
+        return ParseResult(entries=[], error="parse: " + hostile)
+    headers = effective_headers(headers, body)
+    result = _fast_parse(body, headers, url, now)
+    if result is not None:
+        return result
+    return _feedparser_parse(body, headers, url, now)
+
+
+def _finish(raw_entries: list[Entry], feed_title: str | None, bozo: str | None) -> ParseResult:
+    entries: list[Entry] = []
+    seen: set[str] = set()
+    for e in raw_entries:
+        if not (e.title or e.summary or e.link):
+            continue
+        key = item_key(e)
+        if key in seen:
+            continue
+        seen.add(key)
+        entries.append(e)
+    return ParseResult(entries=entries, feed_title=feed_title or None, bozo=bozo)
+
+
+def _feedparser_parse(body: bytes, headers: dict[str, str], url: str, now: datetime) -> ParseResult:
+    response_headers = dict(headers)
+    response_headers.setdefault("content-location", url)
+    try:
+        # A file object, never bytes or str: feedparser treats a bytes/str
+        # argument that names a path or URL as something to open or fetch.
+        parsed = feedparser.parse(io.BytesIO(body), response_headers=response_headers,
+                                  resolve_relative_uris=True, sanitize_html=True)
+    except Exception as exc:  # feedparser bugs on hostile input must not escape
+        return ParseResult(entries=[], error=f"parse: feedparser failed: {type(exc).__name__}: {exc}")
+    bozo = None
+    if parsed.get("bozo"):
+        exc = parsed.get("bozo_exception")
+        bozo = f"{type(exc).__name__}: {exc}" if exc is not None else "malformed"
+    if not parsed.get("version") and not parsed.entries:
+        first = body.lstrip()[:512].lower()
+        if b"<html" in first or b"<!doctype html" in first:
+            return ParseResult(entries=[], error="parse: not a feed (an HTML page)")
+        why = f" ({bozo})" if bozo else ""
+        return ParseResult(entries=[], error=f"parse: not a feed{why}")
+
+    feed_title = clean_text(parsed.feed.get("title"), TITLE_MAX) if parsed.get("feed") else None
+    raw: list[Entry] = []
+    for e in parsed.entries:
+        title_detail = e.get("title_detail") or {}
+        title = _text(e.get("title"), title_detail.get("type"), TITLE_MAX)
+        summary_value, summary_type = e.get("summary"), (e.get("summary_detail") or {}).get("type")
+        if not summary_value and e.get("content"):
+            summary_value, summary_type = e.content[0].get("value"), e.content[0].get("type")
+        summary = _text(summary_value, summary_type or "text/html", SUMMARY_MAX)
+        published = _from_struct(e.get("published_parsed") or e.get("updated_parsed")
+                                 or e.get("created_parsed"))
+        guid = clean_text(e.get("id"), 2000) or None
+        link = absolute_http_url(e.get("link"), url)
+        author = clean_text(e.get("author"), 200) or None
+        raw.append(Entry(guid=guid, link=link, title=title, summary=summary,
+                         published=_usable_date(published, now), author=author))
+    if not raw and bozo:
+        return ParseResult(entries=[], feed_title=feed_title, error=f"parse: malformed feed ({bozo})")
+    return _finish(raw, feed_title, bozo)
+
+
+def _fast_parse(body: bytes, headers: dict[str, str], url: str, now: datetime) -> ParseResult | None:
+    """The fast first pass; None whenever feedparser must decide."""
+    return None
