@@ -55,17 +55,17 @@ def plan_alerts(store, cfg: Config, new_items, now: datetime, translate=None) ->
     queued = 0
     names = {t.id: t.name for t in cfg.topics}
     for story_id, keys in keys_by_story.items():
-        chats: set[int] = set()
+        readers: dict[int, Subscriber] = {}
         for key in keys:
             if key.startswith("watch:"):
                 owner = store.watchword_owner(int(key[6:]))
-                if owner is not None:
-                    chats.add(owner)
+                sub = store.subscriber(owner) if owner is not None else None
+                if sub is not None:
+                    readers[sub.chat_id] = sub
             else:
-                chats.update(store.topic_subscribers(key))
-        for chat_id in sorted(chats):
-            sub = store.subscriber(chat_id)
-            if sub is None or sub.paused or sub.mode not in ("instant", "both"):
+                readers.update((sub.chat_id, sub) for sub in store.subscribers_for_topic(key))
+        for chat_id, sub in sorted(readers.items()):
+            if sub.paused or sub.mode not in ("instant", "both"):
                 continue
             queued += _alert_one(store, cfg, sub, story_id, now, translate, names)
     return queued

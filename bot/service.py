@@ -69,7 +69,9 @@ class Service:
         if self.sender is not None:
             self._sender_task = asyncio.create_task(self.sender.run_forever(self._stop), name="outbox-sender")
         if job_queue is not None:
-            job_queue.run_repeating(self._job(self.poll_once), interval=POLL_TICK, first=0.5, name="poll",
+            # feeds are due on their own (jittered) schedules; the tick only bounds how late one is seen
+            tick = max(0.5, min(POLL_TICK, self.cfg.poll.min_interval_seconds / 2, self.cfg.poll.interval_seconds / 2))
+            job_queue.run_repeating(self._job(self.poll_once), interval=tick, first=0.5, name="poll",
                                     job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60})
             job_queue.run_repeating(self._job(self.digests_once), interval=DIGEST_TICK, first=1.0, name="digests",
                                     job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60})

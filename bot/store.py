@@ -714,10 +714,6 @@ class Store:
             row["terms"] = json.loads(row["terms"])
         return rows
 
-    def topic_subscribers(self, topic: str) -> list[int]:
-        """Chats subscribed to a topic (any mode, paused or not: callers filter)."""
-        return [r[0] for r in self.conn.execute("SELECT chat_id FROM subscriptions WHERE topic = ?", (topic,))]
-
     def watchword_owner(self, watchword_id: int) -> int | None:
         row = self.conn.execute("SELECT chat_id FROM watchwords WHERE id = ?", (watchword_id,)).fetchone()
         return row[0] if row else None
@@ -803,3 +799,43 @@ class Store:
                 row = dict(zip(names, r))
                 out[row["story_id"]].append(row)
         return out
+
+    # -- trend ---------------------------------------------------------------
+
+    def trend_counts(self, days: int, now: datetime | None = None, topics: Iterable[str] | None = None,
+                     utc_offset_minutes: int = 0) -> list[tuple[str, str, str, int]]:
+        """Matched stories per day, topic and language over the last ``days`` days.
+
+        Returns ``(day, topic, lang, stories)`` rows sorted by day, topic, lang, where
+        ``day`` is a ``YYYY-MM-DD`` date at ``utc_offset_minutes`` from UTC (the
+        reader's zone; Asia/Almaty is +300) and ``stories`` counts distinct stories
+        (an item not yet in a story counts as its own). An item's day is its
+        published time, else its fetched time. The window is the ``days`` local
+        days ending today, today included; reader watch words (``watch:...``) are
+        left out. Only days with at least one story appear.
+        """
+        from datetime import time as time_of_day, timedelta, timezone
+
+        if days < 1:
+            raise ValueError(f"trend: days must be at least 1, not {days}")
+        now = now or utcnow()
+        offset = timedelta(minutes=utc_offset_minutes)
+        local_today = (now.astimezone(timezone.utc) + offset).date()
+        start = datetime.combine(local_today - timedelta(days=days - 1), time_of_day(0), timezone.utc) - offset
+        end = datetime.combine(local_today + timedelta(days=1), time_of_day(0), timezone.utc) - offset
+        when = "COALESCE(i.published, i.fetched)"
+        sql = (
+            f"SELECT date({when}, ?) AS day, m.topic, i.lang, "
+            "COUNT(DISTINCT COALESCE(i.story_id, -i.id)) AS stories "
+            "FROM matches m JOIN items i ON i.id = m.item_id "
+            f"WHERE m.topic NOT LIKE 'watch:%' AND {when} >= ? AND {when} < ? "
+        )
+        params: list = [f"{utc_offset_minutes:+d} minutes", iso(start), iso(end)]
+        if topics is not None:
+            wanted = list(dict.fromkeys(topics))
+            if not wanted:
+                return []
+            sql += "AND m.topic IN (" + ",".join("?" * len(wanted)) + ") "
+            params += wanted
+        sql += "GROUP BY day, m.topic, i.lang ORDER BY day, m.topic, i.lang"
+        return [(r[0], r[1], r[2], r[3]) for r in self.conn.execute(sql, params)]
