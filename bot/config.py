@@ -48,7 +48,12 @@ class TranslationConfig:
     url: str = ""  # the LibreTranslate server; also overrides the Google endpoint
     target: str = "en"  # default reader language
     api_key_env: str = ""  # environment variable holding the provider's key
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = 10.0  # one request to the provider
+    budget_seconds: float = 5.0  # most one translate()/translate_many() call may take
+    concurrency: int = 4  # requests in flight to the provider
+    attempts: int = 3  # tries per text within one call (transient errors only)
+    breaker_failures: int = 5  # consecutive failures that open the circuit
+    breaker_reset_seconds: float = 60.0  # first pause before a trial request
     api_key: str | None = field(default=None, repr=False)
 
 
