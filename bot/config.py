@@ -97,7 +97,11 @@ class DeliveryConfig:
     global_per_second: float = 30.0
     chat_per_second: float = 1.0
     group_per_minute: float = 20.0
-    max_attempts: int = 8
+    max_attempts: int = 8  # network errors/timeouts; 429s do not count
+    max_in_flight: int = 32  # concurrent sendMessage calls (never two to one chat)
+    backoff_base_seconds: float = 2.0  # network retry n waits base * 2**(n-1), jittered
+    backoff_max_seconds: float = 300.0
+    stale_sending_seconds: float = 300.0  # a 'sending' row of a live process older than this is resumed
 
 
 @dataclass(frozen=True)

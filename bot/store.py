@@ -235,6 +235,18 @@ def m004_fetch_body_hash(db: sqlite_utils.Database) -> None:
     db.executescript("ALTER TABLE feeds ADD COLUMN body_hash TEXT;")
 
 
+@migrations()
+def m005_delivery_claims(db: sqlite_utils.Database) -> None:
+    """Who is sending an outbox row (crash recovery) and a due-row index per chat."""
+    db.executescript(
+        """
+        ALTER TABLE outbox ADD COLUMN claimed_by TEXT;   -- host:pid:run of the sender, while 'sending'
+        ALTER TABLE outbox ADD COLUMN claimed_at TEXT;
+        CREATE INDEX outbox_chat ON outbox(chat_id, status);
+        """
+    )
+
+
 # -- the store --------------------------------------------------------------
 
 
@@ -692,6 +704,211 @@ class Store:
         return {"subscribers": row[0], "paused": row[1]}
 
     # -- outbox and alerts ---------------------------------------------------
+    # (delivery's part; the sender in bot/delivery.py drives the state machine:
+    #  pending -> sending -> sent | failed, and back to pending for a retry)
+
+    OUTBOX_KINDS = frozenset({"alert", "digest", "reply", "notice"})
+    _OUTBOX_COLUMNS = ("id", "chat_id", "kind", "dedup_key", "text", "parse_mode", "disable_preview",
+                       "reply_markup", "status", "attempts", "next_attempt_at", "created_at", "sent_at",
+                       "message_id", "error", "claimed_by", "claimed_at")
+
+    def _outbox_values(self, chat_id: int, kind: str, text: str, dedup_key: str | None, disable_preview: bool,
+                       reply_markup, not_before: datetime | None, parse_mode: str | None,
+                       now: datetime | None) -> tuple:
+        if isinstance(chat_id, bool) or not isinstance(chat_id, int):
+            raise ValueError(f"enqueue: chat_id must be an integer, not {chat_id!r}")
+        if kind not in self.OUTBOX_KINDS:
+            raise ValueError(f"enqueue: kind must be one of {', '.join(sorted(self.OUTBOX_KINDS))}, not {kind!r}")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"enqueue: text must be a non-empty string (chat {chat_id}, kind {kind})")
+        if parse_mode not in (None, "HTML", "MarkdownV2", "Markdown"):
+            raise ValueError(f"enqueue: parse_mode must be HTML, MarkdownV2, Markdown or None, not {parse_mode!r}")
+        if reply_markup is not None and not isinstance(reply_markup, str):
+            try:
+                reply_markup = json.dumps(reply_markup, ensure_ascii=False)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"enqueue: reply_markup must be JSON-serialisable: {exc}") from None
+        elif isinstance(reply_markup, str):
+            try:
+                json.loads(reply_markup)
+            except ValueError as exc:
+                raise ValueError(f"enqueue: reply_markup is not valid JSON: {exc}") from None
+        return (chat_id, kind, dedup_key, text, parse_mode, int(bool(disable_preview)), reply_markup,
+                iso(not_before), iso(now or utcnow()))
+
+    _ENQUEUE_SQL = ("INSERT OR IGNORE INTO outbox(chat_id, kind, dedup_key, text, parse_mode, disable_preview, "
+                    "reply_markup, next_attempt_at, created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')")
+
+    def enqueue(self, chat_id: int, kind: str, text: str, dedup_key: str | None = None,
+                disable_preview: bool = False, reply_markup=None, *, not_before: datetime | None = None,
+                parse_mode: str | None = "HTML", now: datetime | None = None) -> int | None:
+        """Write a message to the outbox before it is sent; return its row id.
+
+        Idempotent: a ``dedup_key`` already in the outbox (in any status) queues
+        nothing and returns None. ``reply_markup`` is a dict (e.g. an
+        ``inline_keyboard``) or its JSON text; ``not_before`` holds the message
+        until then (quiet hours). Inside an open transaction (``with
+        store.conn:``) it joins that transaction, else it commits at once.
+        Raises ValueError on bad input (nothing is written).
+        """
+        values = self._outbox_values(chat_id, kind, text, dedup_key, disable_preview, reply_markup,
+                                     not_before, parse_mode, now)
+        if self.conn.in_transaction:
+            cur = self.conn.execute(self._ENQUEUE_SQL, values)
+        else:
+            with self.conn:
+                cur = self.conn.execute(self._ENQUEUE_SQL, values)
+        return cur.lastrowid if cur.rowcount == 1 else None
+
+    def enqueue_many(self, messages: Iterable[dict], now: datetime | None = None) -> int:
+        """Queue many messages (dicts of :meth:`enqueue`'s arguments) in one transaction.
+
+        All are validated first, so bad input writes nothing. Returns how many
+        were new (dedup keys already queued are skipped).
+        """
+        now = now or utcnow()
+        rows = []
+        for m in messages:
+            m = dict(m)
+            rows.append(self._outbox_values(
+                m.pop("chat_id"), m.pop("kind"), m.pop("text"), m.pop("dedup_key", None),
+                m.pop("disable_preview", False), m.pop("reply_markup", None), m.pop("not_before", None),
+                m.pop("parse_mode", "HTML"), now))
+            if m:
+                raise ValueError("enqueue_many: unknown field(s) " + ", ".join(sorted(m)))
+        before = self.conn.total_changes
+        if self.conn.in_transaction:
+            self.conn.executemany(self._ENQUEUE_SQL, rows)
+        else:
+            with self.conn:
+                self.conn.executemany(self._ENQUEUE_SQL, rows)
+        return self.conn.total_changes - before
+
+    def outbox_row(self, row_id: int) -> dict | None:
+        cur = self.conn.execute(f"SELECT {', '.join(self._OUTBOX_COLUMNS)} FROM outbox WHERE id = ?", (row_id,))
+        row = cur.fetchone()
+        return dict(zip(self._OUTBOX_COLUMNS, row)) if row else None
+
+    def outbox_rows(self, chat_id: int | None = None, status: str | None = None) -> list[dict]:
+        where, params = [], []
+        if chat_id is not None:
+            where.append("chat_id = ?")
+            params.append(chat_id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        sql = f"SELECT {', '.join(self._OUTBOX_COLUMNS)} FROM outbox"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [dict(zip(self._OUTBOX_COLUMNS, r)) for r in self.conn.execute(sql + " ORDER BY id", params)]
+
+    def outbox_counts(self) -> dict[str, int]:
+        """Rows per status, e.g. ``{"pending": 3, "sent": 120}``."""
+        return dict(self.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
+
+    def outbox_due(self, now: datetime, limit: int = 1000) -> list[dict]:
+        """Pending rows whose time has come, oldest first, with the chat's pause reason (``paused``)."""
+        cur = self.conn.execute(
+            "SELECT o.id, o.chat_id, o.kind, o.text, o.parse_mode, o.disable_preview, o.reply_markup, "
+            "o.attempts, s.paused FROM outbox o LEFT JOIN subscribers s ON s.chat_id = o.chat_id "
+            "WHERE o.status = 'pending' AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?) "
+            "ORDER BY o.id LIMIT ?", (iso(now), limit))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
+    def outbox_next_due(self) -> datetime | None:
+        """When the earliest held or backed-off pending row becomes due (None: none waits)."""
+        row = self.conn.execute("SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'").fetchone()
+        return from_iso(row[0]) if row and row[0] else None
+
+    def outbox_claim(self, row_id: int, owner: str, now: datetime | None = None) -> bool:
+        """pending -> sending (committed before the HTTP call); False when it was not pending."""
+        with self.conn:
+            return self.conn.execute(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = ?, claimed_at = ? "
+                "WHERE id = ? AND status = 'pending'", (owner, iso(now or utcnow()), row_id)).rowcount == 1
+
+    def outbox_sent(self, row_id: int, message_id: int | None, now: datetime | None = None) -> None:
+        """sending -> sent, right after Telegram accepted the message."""
+        with self.conn:
+            self.conn.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, error = NULL, claimed_by = NULL, "
+                "claimed_at = NULL WHERE id = ?", (iso(now or utcnow()), message_id, row_id))
+
+    def outbox_retry(self, row_id: int, next_attempt_at: datetime | None, error: str,
+                     count_attempt: bool = True) -> None:
+        """Back to pending for another try at ``next_attempt_at`` (a 429 does not count as an attempt)."""
+        with self.conn:
+            self.conn.execute(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, error = ?, claimed_by = NULL, "
+                "claimed_at = NULL, attempts = attempts - ? WHERE id = ?",
+                (iso(next_attempt_at), error, 0 if count_attempt else 1, row_id))
+
+    def outbox_fail(self, row_id: int, error: str) -> None:
+        """A permanent failure: the row is kept with its error and never retried."""
+        with self.conn:
+            self.conn.execute(
+                "UPDATE outbox SET status = 'failed', error = ?, claimed_by = NULL, claimed_at = NULL WHERE id = ?",
+                (error, row_id))
+
+    def outbox_fail_chat(self, chat_id: int, error: str) -> int:
+        """Fail every pending row of a chat (it blocked the bot, or is gone); returns how many."""
+        with self.conn:
+            return self.conn.execute(
+                "UPDATE outbox SET status = 'failed', error = ? WHERE chat_id = ? AND status = 'pending'",
+                (error, chat_id)).rowcount
+
+    def outbox_recover(self, is_alive, stale_before: datetime) -> list[int]:
+        """Rows left 'sending' by a sender that is gone go back to 'pending'; returns their ids.
+
+        ``is_alive(claimed_by)`` says whether that sender still runs; a row
+        claimed before ``stale_before`` is resumed whatever it says.
+        """
+        rows = self.conn.execute(
+            "SELECT id, claimed_by, claimed_at FROM outbox WHERE status = 'sending'").fetchall()
+        ids = [r[0] for r in rows if not is_alive(r[1]) or (r[2] or "") < iso(stale_before)]
+        if ids:
+            with self.conn:
+                self.conn.executemany(
+                    "UPDATE outbox SET status = 'pending', next_attempt_at = NULL, claimed_by = NULL, "
+                    "claimed_at = NULL, error = 'interrupted while sending; resent (may have arrived once already)' "
+                    "WHERE id = ? AND status = 'sending'", [(i,) for i in ids])
+        return ids
+
+    def pause_subscriber(self, chat_id: int, reason: str) -> bool:
+        """Stop delivering to a chat (blocked, deactivated, chat not found); True when a subscriber was paused."""
+        with self.conn:
+            return self.conn.execute("UPDATE subscribers SET paused = ? WHERE chat_id = ?",
+                                     (reason, chat_id)).rowcount == 1
+
+    def unpause_subscriber(self, chat_id: int) -> bool:
+        """The chat is reachable again (the user wrote to the bot); True when it was paused."""
+        with self.conn:
+            return self.conn.execute("UPDATE subscribers SET paused = NULL WHERE chat_id = ? AND paused IS NOT NULL",
+                                     (chat_id,)).rowcount == 1
+
+    def migrate_chat(self, old_id: int, new_id: int) -> dict[str, int]:
+        """A group became a supergroup: move its subscriber, topics, watch words, alert
+        records and unsent outbox rows to ``new_id`` (merging into an existing
+        ``new_id`` subscriber, whose own settings win). Returns rows moved per table."""
+        moved: dict[str, int] = {}
+        with self.conn:
+            cols = [r[1] for r in self.conn.execute("PRAGMA table_info(subscribers)") if r[1] != "chat_id"]
+            moved["subscribers"] = self.conn.execute(
+                f"INSERT OR IGNORE INTO subscribers(chat_id, {', '.join(cols)}) "
+                f"SELECT ?, {', '.join(cols)} FROM subscribers WHERE chat_id = ?", (new_id, old_id)).rowcount
+            self.conn.execute("UPDATE subscribers SET chat_type = 'supergroup' WHERE chat_id = ? "
+                              "AND EXISTS (SELECT 1 FROM subscribers WHERE chat_id = ?)", (new_id, old_id))
+            for table in ("subscriptions", "watchwords", "alerts"):
+                moved[table] = self.conn.execute(
+                    f"UPDATE OR IGNORE {table} SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)).rowcount
+                self.conn.execute(f"DELETE FROM {table} WHERE chat_id = ?", (old_id,))
+            moved["outbox"] = self.conn.execute(
+                "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND status IN ('pending', 'sending', 'held')",
+                (new_id, old_id)).rowcount
+            self.conn.execute("DELETE FROM subscribers WHERE chat_id = ?", (old_id,))
+        return moved
+
 
     # -- digests and alerts: what a reader gets (service) --------------------
 
