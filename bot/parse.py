@@ -43,7 +43,7 @@ import unicodedata
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
-from xml.parsers import expat
+from xml.etree import ElementTree
 
 import feedparser
 
@@ -71,14 +71,15 @@ _BAD_CHARS = re.compile(
     "\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]"
 )
 _WS = re.compile(r"\s+")
-_DROP_BLOCKS = re.compile(r"<(script|style|template|noscript)\b[^>]*>.*?(</\1\s*>|\Z)", re.I | re.S)
+_ATTRS = r"""(?:[^>"']|"[^"]*"|'[^']*')*"""  # a tag's attributes, quoted ">" included
+_DROP_BLOCKS = re.compile(r"<(script|style|applet)\b" + _ATTRS + r">.*?(</\1\s*>|\Z)", re.I | re.S)
 _COMMENT = re.compile(r"<!--.*?(-->|\Z)", re.S)
 _BLOCK_TAG = re.compile(
     r"</?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|h[1-6]|tr|td|th|table|thead|tbody|blockquote|section|"
-    r"article|header|footer|aside|nav|figure|figcaption|pre|img|address|main)\b[^>]*>",
+    r"article|header|footer|aside|nav|figure|figcaption|pre|img|address)\b" + _ATTRS + ">",
     re.I,
 )
-_TAG = re.compile(r"</?[A-Za-z][^>]*>|<![^>]*>|<\?[^>]*>")
+_TAG = re.compile(r"</?[A-Za-z]" + _ATTRS + r">|<![^>]*>|<\?[^>]*>")
 _LOOKS_HTML = re.compile(r"</\w+>|&#?\w+;")
 
 
@@ -105,8 +106,8 @@ def html_to_text(markup: str | None, limit: int | None = None) -> str:
     if not markup:
         return ""
     if "<" in markup:
-        markup = _COMMENT.sub(" ", markup)
-        markup = _DROP_BLOCKS.sub(" ", markup)
+        markup = _COMMENT.sub("", markup)
+        markup = _DROP_BLOCKS.sub("", markup)
         markup = _BLOCK_TAG.sub(" ", markup)
         markup = _TAG.sub("", markup)
     if "&" in markup:
@@ -213,7 +214,8 @@ def _from_struct(st) -> datetime | None:
 # -- the entry point -------------------------------------------------------------
 
 _DOCTYPE = re.compile(rb"<!DOCTYPE\b", re.I)
-_ENTITY_DECL = re.compile(rb"<!ENTITY\s+(%\s*)?[^\s>]+\s+(SYSTEM|PUBLIC|(\"[^\"]*&|'[^']*&))", re.I)
+_ENTITY_DECL = re.compile(
+    rb"<!ENTITY\s+(%|[^\s>]+\s+(SYSTEM|PUBLIC|\"[^\"]*&[A-Za-z_:]|'[^']*&[A-Za-z_:]))", re.I)
 
 
 def _hostile_doctype(body: bytes) -> str | None:
@@ -364,6 +366,204 @@ def _feedparser_parse(body: bytes, headers: dict[str, str], url: str, now: datet
     return _finish(raw, feed_title, bozo)
 
 
+# -- the fast first pass ---------------------------------------------------------------
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+DC = "{http://purl.org/dc/elements/1.1/}"
+_RSS_ITEM_TAGS = frozenset({"title", "link", "description", "guid", "pubDate", "category", "comments",
+                            "enclosure", DC + "creator", DC + "subject"})
+_ATOM_ENTRY_TAGS = frozenset(ATOM + t for t in ("title", "id", "link", "published", "updated", "summary",
+                                                "content", "category"))
+_ABS_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d+)?(/[!#-;=?-~]*)?$")  # ASCII, no spaces, < > "
+_REL_PATH = re.compile(r"^/(?!/)[!#-;=?-~]*$")  # path-absolute, ASCII
+_ATOM_ID = re.compile(r"^(https?://[!#-;=?-~]+|tag:[!#-;=?-~]+|urn:[!#-;=?-~]+)$")
+_RFC822 = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                     r"\d{4} \d{2}:\d{2}:\d{2} ([+-]\d{4}|GMT|UTC)$")
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
+_UNUSUAL = (b"<!DOCTYPE", b"<!doctype", b"<!ENTITY", b"xml:base", b"<?xml-stylesheet")
+
+
+class _GiveUp(Exception):
+    """The fast pass is not sure: feedparser decides."""
+
+
+def _latin1_fix(text: str) -> str:
+    # feedparser repairs UTF-8 text that was mis-decoded as Latin-1; do the same.
+    if text.isascii():
+        return text
+    try:
+        return text.encode("iso-8859-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
+def _plain_or_give_up(text: str | None) -> str:
+    text = _latin1_fix((text or "").strip())
+    if _LOOKS_HTML.search(text):
+        raise _GiveUp  # feedparser would guess HTML here
+    return text
+
+
+def _only_text(el) -> str:
+    if len(el):
+        raise _GiveUp  # nested elements (inline XHTML and the like)
+    return el.text or ""
+
+
+def _rfc822(text: str) -> datetime | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not _RFC822.match(text):
+        raise _GiveUp
+    dt = parsedate_to_datetime(text)
+    if dt.tzinfo is None:
+        raise _GiveUp
+    return dt
+
+
+def _iso(text: str) -> datetime | None:
+    text = text.strip()
+    if not text:
+        return None
+    if not _ISO.match(text):
+        raise _GiveUp
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _fast_parse(body: bytes, headers: dict[str, str], url: str, now: datetime) -> ParseResult | None:
-    """The fast first pass; None whenever feedparser must decide."""
+    """The fast first pass for plain UTF-8 RSS 2.0 and Atom 1.0; None whenever feedparser must decide."""
+    ctype = headers.get("content-type", "").lower()
+    if "html" in ctype or ("charset" in ctype and not re.search(r"charset\s*=\s*[\"']?utf-?8\b", ctype)):
+        return None
+    head = body[:200]
+    pm = _PROLOG_ENCODING.match(head)
+    if pm and _codec(pm.group(1)) != "utf-8":
+        return None
+    if any(marker in body for marker in _UNUSUAL):
+        return None
+    try:
+        body.decode("utf-8")
+        root = ElementTree.fromstring(body)
+        if root.tag == "rss" and root.get("version") == "2.0":
+            relative_ok = headers.get("content-location", url) == url and bool(_ABS_URL.match(url))
+            return _fast_rss(root, url, now, relative_ok)
+        if root.tag == ATOM + "feed":
+            return _fast_atom(root, url, now)
+    except (_GiveUp, ElementTree.ParseError, UnicodeDecodeError, ValueError, TypeError, OverflowError):
+        return None
     return None
+
+
+def _fast_rss(root, url: str, now: datetime, relative_ok: bool) -> ParseResult:
+    channels = [c for c in root if c.tag == "channel"]
+    if len(channels) != 1 or len(root) != 1:
+        raise _GiveUp
+    channel = channels[0]
+    titles = [c for c in channel if c.tag == "title"]
+    if len(titles) > 1:
+        raise _GiveUp
+    feed_title = clean_text(_plain_or_give_up(_only_text(titles[0])), TITLE_MAX) if titles else None
+    raw: list[Entry] = []
+    for item in channel.iter("item"):
+        fields: dict[str, object] = {}
+        for child in item:
+            tag = child.tag
+            if tag not in _RSS_ITEM_TAGS or tag in fields:
+                raise _GiveUp
+            fields[tag] = child
+        title = clean_text(_plain_or_give_up(_only_text(fields["title"])), TITLE_MAX) if "title" in fields else ""
+        summary = ""
+        if "description" in fields:
+            summary = html_to_text(_latin1_fix(_only_text(fields["description"]).strip()), SUMMARY_MAX)
+        link = None
+        if "link" in fields:
+            text = _latin1_fix(_only_text(fields["link"]).strip())
+            if text and not _ABS_URL.match(text):
+                if not (relative_ok and _REL_PATH.match(text)):
+                    raise _GiveUp
+                text = urljoin(url, text)
+            link = text or None
+        guid = None
+        if "guid" in fields:
+            el = fields["guid"]
+            if set(el.attrib) - {"isPermaLink"}:
+                raise _GiveUp
+            text = _latin1_fix(_only_text(el).strip())
+            permalink = el.get("isPermaLink", "true") != "false"
+            if permalink and text and not _ABS_URL.match(text):
+                raise _GiveUp
+            guid = clean_text(text, 2000) or None
+            if permalink and guid and link is None:
+                link = guid
+        published = _rfc822(_only_text(fields["pubDate"])) if "pubDate" in fields else None
+        author = None
+        if DC + "creator" in fields:
+            author = clean_text(_plain_or_give_up(_only_text(fields[DC + "creator"])), 200) or None
+        raw.append(Entry(guid=guid, link=absolute_http_url(link, url), title=title, summary=summary,
+                         published=_usable_date(published, now), author=author))
+    return _finish(raw, feed_title, None)
+
+
+def _atom_text(el, limit: int) -> str:
+    kind = el.get("type", "text")
+    if set(el.attrib) - {"type"} or kind not in ("text", "html"):
+        raise _GiveUp
+    if kind == "text":
+        return clean_text(_plain_or_give_up(_only_text(el)), limit)
+    return html_to_text(_latin1_fix(_only_text(el).strip()), limit)
+
+
+def _fast_atom(root, url: str, now: datetime) -> ParseResult:
+    titles = root.findall(ATOM + "title")
+    if len(titles) > 1:
+        raise _GiveUp
+    feed_title = _atom_text(titles[0], TITLE_MAX) if titles else None
+    if root.find(ATOM + "author") is not None:
+        raise _GiveUp
+    raw: list[Entry] = []
+    for entry in root.iter(ATOM + "entry"):
+        fields: dict[str, object] = {}
+        links = []
+        for child in entry:
+            tag = child.tag
+            if tag not in _ATOM_ENTRY_TAGS:
+                raise _GiveUp
+            if tag == ATOM + "link":
+                links.append(child)
+                continue
+            if tag in fields:
+                raise _GiveUp
+            fields[tag] = child
+        title = _atom_text(fields[ATOM + "title"], TITLE_MAX) if ATOM + "title" in fields else ""
+        if ATOM + "summary" in fields:
+            summary = _atom_text(fields[ATOM + "summary"], SUMMARY_MAX)
+        elif ATOM + "content" in fields:
+            summary = _atom_text(fields[ATOM + "content"], SUMMARY_MAX)
+        else:
+            summary = ""
+        link = None
+        for el in links:
+            if len(el) or set(el.attrib) - {"rel", "href", "type", "title", "hreflang", "length"}:
+                raise _GiveUp
+            rel = el.get("rel", "alternate")
+            if rel != "alternate":
+                continue
+            href = _latin1_fix((el.get("href") or "").strip())
+            if link is not None or el.get("type", "text/html") != "text/html" or not _ABS_URL.match(href):
+                raise _GiveUp
+            link = href
+        guid = None
+        if ATOM + "id" in fields:
+            text = _latin1_fix(_only_text(fields[ATOM + "id"]).strip())
+            if text and not _ATOM_ID.match(text):
+                raise _GiveUp
+            guid = clean_text(text, 2000) or None
+        published = None
+        if ATOM + "published" in fields:
+            published = _iso(_only_text(fields[ATOM + "published"]))
+        if published is None and ATOM + "updated" in fields:
+            published = _iso(_only_text(fields[ATOM + "updated"]))
+        raw.append(Entry(guid=guid, link=absolute_http_url(link, url), title=title, summary=summary,
+                         published=_usable_date(published, now), author=None))
+    return _finish(raw, feed_title, None)

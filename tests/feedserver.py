@@ -18,6 +18,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+SAMPLES = Path(__file__).parent / "data" / "feeds"
 
 
 @dataclass
@@ -49,6 +54,8 @@ class FeedServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests being answered at once
         self._lock = threading.Lock()
         server = self
 
@@ -63,10 +70,15 @@ class FeedServer:
                 with server._lock:
                     server.requests.append(Request(self.path, {k.lower(): v for k, v in self.headers.items()}))
                     route = server.routes.get(path)
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 try:
                     server._answer(self, route)
                 except (BrokenPipeError, ConnectionResetError, socket.timeout):
                     self.close_connection = True
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
@@ -97,6 +109,11 @@ class FeedServer:
                                         daemon=True, name="feedserver")
         self._thread.start()
         return self
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.max_in_flight = 0
 
     def stop(self) -> None:
         self._httpd.shutdown()
@@ -165,3 +182,15 @@ class FeedServer:
             h.wfile.write(body[i:i + route.drip_size])
             h.wfile.flush()
             time.sleep(route.drip)
+
+
+@pytest.fixture
+def feed_server():
+    """A running :class:`FeedServer`, stopped after the test."""
+    with FeedServer() as srv:
+        yield srv
+
+
+def read_sample(name: str) -> bytes:
+    """A sample feed from tests/data/feeds as bytes."""
+    return (SAMPLES / name).read_bytes()
