@@ -1,0 +1,443 @@
+"""Topic rules and readers' watch words -> matches that say why.
+
+:class:`Matcher` compiles every term of every topic and watch word into
+per-language lookup tables once (normalised key -> the slots it fills), so an
+item costs one tokenisation and one cached dictionary look-up per word, however
+many watch words there are. Matching runs on the item's own language, title
+and summary together, and never needs a translation.
+
+Each :class:`~bot.models.Match` carries the topic id (or ``watch:<id>`` for a
+watch word), a score (the summed weights of the topic's matched groups) and the
+matched words as they appeared in the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from . import language as lang_mod
+from .language import (KK_FOLD, KK_LEXICON, RU_FOLD, fold_word, kk_normalise, name_key, to_cyrillic,
+                       to_latin, word_keys)
+from .models import LANGS, Match, WatchWord
+from .rules import Term, Topic, evaluate, parse_term
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Matcher", "WatchWord", "expand_watchword", "aexpand_watchword", "compile_watchword_terms"]
+
+MAX_CACHE_WORDS = 300_000
+NAME_KEY_MIN = 4  # shorter cross-script name keys collide too often
+PREFIX_BUCKET = 3
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """What a term fills when it matches: a topic group (or part) or a watch word."""
+
+    topic: int  # index into Matcher.topics, -1 for a watch word
+    group: int  # group index, or the watch-word index
+    part: int  # part index within the group, -1 for the group's own terms
+    term: Term
+
+
+@dataclass
+class _Entry:
+    """The cached view of one surface word in one language."""
+
+    keys: tuple[str, ...]
+    folded: str
+    hits: tuple[int, ...]  # single-word slots hit by this word
+    phrases: tuple[int, ...]  # phrase slots whose first word this is
+
+
+_EMPTY: tuple[int, ...] = ()
+
+
+def _fold_surface(word: str, lang: str) -> str:
+    w = fold_word(word)
+    return w.translate(KK_FOLD) if lang == "kk" else w.translate(RU_FOLD)
+
+
+class Matcher:
+    """Topic and watch-word matching for items in en / ru / kk."""
+
+    def __init__(self, topics: Sequence[Topic], watchwords: Sequence[WatchWord] = ()):
+        self.topics = tuple(t for t in topics)
+        self._kk_lexicon = KK_LEXICON | frozenset(
+            fold_word(w).translate(KK_FOLD)
+            for t in self.topics for g in t.groups
+            for term in [*g.terms.get("kk", ()), *(x for p in g.parts for x in p.terms.get("kk", ()))]
+            for w, orig in zip(term.words, term.text.split()) if orig[:1].isupper()
+        )
+        self._topic_slots: list[tuple[str, _Slot]] = []
+        for ti, topic in enumerate(self.topics):
+            for gi, group in enumerate(topic.groups):
+                for lang in LANGS:
+                    for term in group.terms.get(lang, ()):
+                        self._topic_slots.append((lang, _Slot(ti, gi, -1, term)))
+                    for pi, part in enumerate(group.parts):
+                        for term in part.terms.get(lang, ()):
+                            self._topic_slots.append((lang, _Slot(ti, gi, pi, term)))
+        self._positive = [t.positive for t in self.topics]
+        self.set_watchwords(watchwords)
+
+    # -- compiling -----------------------------------------------------------
+
+    def set_watchwords(self, watchwords: Iterable[WatchWord]) -> None:
+        """Replace the watch words (recompiles the lookup tables; the topics stay)."""
+        self.watchwords = tuple(watchwords)
+        self._compile()
+
+    def _keys(self, word: str, lang: str) -> tuple[str, ...]:
+        if lang == "kk" and lang_mod._CYR.search(word):
+            return (kk_normalise(fold_word(word), self._kk_lexicon),)
+        return word_keys(word, lang)
+
+    def _compile(self) -> None:
+        slots: list[_Slot] = []
+        per_lang: dict[str, list[tuple[int, Term]]] = {lang: [] for lang in LANGS}
+        for lang, slot in self._topic_slots:
+            slots.append(slot)
+            per_lang[lang].append((len(slots) - 1, slot.term))
+        self._watch_name_keys: dict[str, dict[str, list[int]]] = {lang: {} for lang in LANGS}
+        for wi, ww in enumerate(self.watchwords):
+            for lang in LANGS:
+                for term in compile_watchword_terms(ww, lang):
+                    slots.append(_Slot(-1, wi, -1, term))
+                    per_lang[lang].append((len(slots) - 1, term))
+                # cross-script name key (a Latin "Tokayev" finds «Тоқаевтың»)
+                words = ww.word.split()
+                if len(words) == 1:
+                    for source_lang in {ww.lang or "en", lang}:
+                        key = name_key(words[0], source_lang)
+                        if len(key) >= NAME_KEY_MIN:
+                            slots.append(_Slot(-1, wi, -1, Term(ww.word, (words[0].lower(),), (False,))))
+                            self._watch_name_keys[lang].setdefault(key, []).append(len(slots) - 1)
+        self._slots = slots
+        self._single: dict[str, dict[str, list[int]]] = {lang: {} for lang in LANGS}
+        self._prefix: dict[str, dict[str, list[tuple[str, int]]]] = {lang: {} for lang in LANGS}
+        self._phrase_first: dict[str, dict[str, list[int]]] = {lang: {} for lang in LANGS}
+        self._phrase_prefix: dict[str, dict[str, list[tuple[str, int]]]] = {lang: {} for lang in LANGS}
+        self._phrase_keys: dict[tuple[int, str], tuple[tuple[bool, Any], ...]] = {}
+        for lang in LANGS:
+            for sid, term in per_lang[lang]:
+                first = term.words[0]
+                if term.is_phrase:
+                    self._phrase_keys[(sid, lang)] = tuple(
+                        (True, _fold_surface(w, lang)) if p else (False, frozenset(self._keys(w, lang)))
+                        for w, p in zip(term.words, term.prefix)
+                    )
+                    if term.prefix[0]:
+                        pre = _fold_surface(first, lang)
+                        self._phrase_prefix[lang].setdefault(pre[:PREFIX_BUCKET], []).append((pre, sid))
+                    else:
+                        for k in self._keys(first, lang):
+                            self._phrase_first[lang].setdefault(k, []).append(sid)
+                elif term.prefix[0]:
+                    pre = _fold_surface(first, lang)
+                    self._prefix[lang].setdefault(pre[:PREFIX_BUCKET], []).append((pre, sid))
+                else:
+                    for k in self._keys(first, lang):
+                        self._single[lang].setdefault(k, []).append(sid)
+        self._cache: dict[str, dict[str, _Entry]] = {lang: {} for lang in LANGS}
+
+    def _entry(self, word: str, lang: str) -> _Entry:
+        keys = self._keys(word, lang)
+        folded = _fold_surface(word, lang)
+        hits: list[int] = []
+        phrases: list[int] = []
+        single = self._single[lang]
+        first = self._phrase_first[lang]
+        for k in keys:
+            hits.extend(single.get(k, ()))
+            phrases.extend(first.get(k, ()))
+        bucket = folded[:PREFIX_BUCKET]
+        for pre, sid in self._prefix[lang].get(bucket, ()):
+            if folded.startswith(pre):
+                hits.append(sid)
+        for pre, sid in self._phrase_prefix[lang].get(bucket, ()):
+            if folded.startswith(pre):
+                phrases.append(sid)
+        names = self._watch_name_keys[lang]
+        if names:
+            nk = name_key(word, lang)
+            if nk in names:
+                hits.extend(names[nk])
+        return _Entry(keys=keys, folded=folded,
+                      hits=tuple(dict.fromkeys(hits)) if hits else _EMPTY,
+                      phrases=tuple(dict.fromkeys(phrases)) if phrases else _EMPTY)
+
+    # -- scanning ---------------------------------------------------------------
+
+    def _scan(self, title: str, summary: str, lang: str) -> dict[int, list[str]]:
+        """slot id -> the surfaces that filled it, in order of appearance."""
+        if lang not in LANGS:
+            raise ValueError(f"match: language must be one of {', '.join(LANGS)}, not {lang!r}")
+        cache = self._cache[lang]
+        if len(cache) > MAX_CACHE_WORDS:
+            cache.clear()
+        found: dict[int, list[str]] = {}
+        for text in (title or "", summary or ""):
+            if not text:
+                continue
+            ws = lang_mod._WORD.findall(text)
+            entries = []
+            for w in ws:
+                e = cache.get(w)
+                if e is None:
+                    e = cache[w] = self._entry(w, lang)
+                entries.append(e)
+                for sid in e.hits:
+                    found.setdefault(sid, []).append(w)
+            for i, e in enumerate(entries):
+                if e.phrases:
+                    for sid in e.phrases:
+                        span = self._phrase_at(sid, lang, entries, i)
+                        if span:
+                            found.setdefault(sid, []).append(_surface(text, ws, i, span))
+        return found
+
+    def _phrase_at(self, sid: int, lang: str, entries: list[_Entry], i: int) -> int:
+        want = self._phrase_keys[(sid, lang)]
+        if i + len(want) > len(entries):
+            return 0
+        for j, (is_prefix, key) in enumerate(want):
+            e = entries[i + j]
+            if is_prefix:
+                if not e.folded.startswith(key):
+                    return 0
+            elif key.isdisjoint(e.keys):
+                return 0
+        return len(want)
+
+    # -- public ---------------------------------------------------------------------
+
+    def match(self, title: str, summary: str, lang: str) -> list[Match]:
+        """Topic and watch-word matches of one item, best score first."""
+        found = self._scan(title, summary, lang)
+        if not found:
+            return []
+        per_topic: dict[int, dict[int, list[str]]] = {}
+        per_watch: dict[int, list[str]] = {}
+        for sid, surfaces in found.items():
+            slot = self._slots[sid]
+            if slot.topic < 0:
+                per_watch.setdefault(slot.group, []).extend(surfaces)
+            else:
+                per_topic.setdefault(slot.topic, {}).setdefault(slot.group, []).extend(surfaces)
+        out: list[Match] = []
+        for ti, groups in per_topic.items():
+            topic = self.topics[ti]
+            matched_names = {topic.groups[gi].name for gi in groups}
+            if topic.expr is None or not evaluate(topic.expr, matched_names):
+                continue
+            positive = self._positive[ti]
+            score = sum(topic.groups[gi].weight for gi in groups if topic.groups[gi].name in positive)
+            if score < topic.threshold or score <= 0:
+                continue
+            terms = _ordered_terms(
+                (s for gi, surfaces in groups.items() if topic.groups[gi].name in positive for s in surfaces),
+                title, summary,
+            )
+            out.append(Match(topic=topic.id, score=round(score, 3), terms=terms))
+        for wi, surfaces in per_watch.items():
+            ww = self.watchwords[wi]
+            terms = _ordered_terms(surfaces, title, summary)
+            out.append(Match(topic=f"watch:{ww.id}", score=1.0, terms=terms))
+        out.sort(key=lambda m: (-m.score, m.topic))
+        return out
+
+    def match_many(self, items: Iterable[tuple[str, str, str]]) -> list[list[Match]]:
+        return [self.match(t, s, lang) for t, s, lang in items]
+
+    def concepts(self, title: str, summary: str, lang: str) -> set[str]:
+        """Language-independent concept ids of every topic group (or part) that matched.
+
+        For example ``{"csto", "deploy", "place:almaty"}``: the same event told
+        in English, Russian and Kazakh yields the same ids. Groups with
+        ``concept = ""`` are left out.
+        """
+        out: set[str] = set()
+        for sid in self._scan(title, summary, lang):
+            slot = self._slots[sid]
+            if slot.topic < 0:
+                continue
+            group = self.topics[slot.topic].groups[slot.group]
+            concept = group.parts[slot.part].concept if slot.part >= 0 else group.concept
+            if concept and group.concept:
+                out.add(concept)
+        return out
+
+
+def _surface(text: str, ws: list[str], i: int, n: int) -> str:
+    """The phrase ws[i:i+n] as it appears in text (hyphens and spacing kept)."""
+    pattern = r"[\W_]+".join(re.escape(w) for w in ws[i:i + n])
+    m = re.search(pattern, text)
+    return m.group(0) if m else " ".join(ws[i:i + n])
+
+
+def _ordered_terms(surfaces: Iterable[str], title: str, summary: str) -> list[str]:
+    seen: dict[str, str] = {}
+    for s in surfaces:
+        key = s.lower()
+        if key not in seen:
+            seen[key] = s
+    text = f"{title}\n{summary}"
+    lower = text.lower()
+    return sorted(seen.values(), key=lambda s: (lower.find(s.lower()) % (len(text) + 1), s))
+
+
+# -- watch words -------------------------------------------------------------------------
+
+
+def compile_watchword_terms(ww: WatchWord, lang: str) -> list[Term]:
+    """The terms a watch word is matched with in ``lang``: its expansions and the word itself."""
+    texts = list(ww.expansions.get(lang, [])) + [ww.word]
+    out: list[Term] = []
+    seen: set[str] = set()
+    for text in texts:
+        try:
+            term = parse_term(text, f"watchwords[{ww.id}]")
+        except ValueError:
+            continue
+        if term.text.lower() not in seen:
+            seen.add(term.text.lower())
+            out.append(term)
+    return out
+
+
+MAX_WATCHWORD_CHARS = 64
+
+
+def _clean_word(word: str) -> str:
+    if not isinstance(word, str):
+        raise ValueError("watch word: must be text")
+    word = " ".join(word.split())
+    if not word:
+        raise ValueError("watch word: is empty")
+    if len(word) > MAX_WATCHWORD_CHARS:
+        raise ValueError(f"watch word: longer than {MAX_WATCHWORD_CHARS} characters")
+    try:
+        parse_term(word, "watch word")
+    except ValueError as exc:
+        raise ValueError(f"watch word: {getattr(exc, 'problem', exc)}") from None
+    return word
+
+
+def _word_lang(word: str) -> str:
+    """The language of a lone watch word: Latin -> en, Kazakh letters -> kk, else ru."""
+    if not lang_mod._CYR.search(word):
+        return "en"
+    if any(c in lang_mod.KK_LETTERS for c in word):
+        return "kk"
+    return "ru"
+
+
+def _transliterate(word: str, src: str, dst: str) -> str | None:
+    if src == dst:
+        return None
+    cyr = lang_mod._CYR.search(word) is not None
+    if dst == "en":
+        return to_latin(word) if cyr else None
+    if not cyr:
+        return to_cyrillic(word)
+    if src == "kk" and dst == "ru":
+        return word.translate(KK_FOLD) if any(c in lang_mod.KK_LETTERS for c in word.lower()) else None
+    return None
+
+
+def _add(expansions: dict[str, list[str]], lang: str, text: str | None) -> None:
+    if not isinstance(text, str):
+        return
+    text = " ".join(text.split())
+    if not text or len(text) > 2 * MAX_WATCHWORD_CHARS:
+        return
+    if text.lower() not in {t.lower() for t in expansions[lang]}:
+        expansions[lang].append(text)
+
+
+def _expand(word: str, results: dict[str, Any]) -> tuple[str, dict[str, list[str]]]:
+    src = _word_lang(word)
+    expansions: dict[str, list[str]] = {lang: [] for lang in LANGS}
+    expansions[src].append(word)
+    for dst in LANGS:
+        if dst == src:
+            continue
+        translated = results.get(dst)
+        if isinstance(translated, str) and translated.strip() and translated.strip().lower() != word.lower():
+            _add(expansions, dst, translated)
+        else:
+            _add(expansions, dst, _transliterate(word, src, dst))
+            if not expansions[dst]:
+                _add(expansions, dst, word)
+    return src, expansions
+
+
+def _call_sync(translate: Callable, word: str, src: str, dst: str) -> str | None:
+    try:
+        result = translate(word, src, dst)
+        if inspect.isawaitable(result):
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return asyncio.run(_await(result))
+            if hasattr(result, "close"):
+                result.close()
+            raise RuntimeError("expand_watchword: an async translator inside a running loop; "
+                               "use await aexpand_watchword(...)")
+        return result
+    except RuntimeError as exc:
+        if "aexpand_watchword" in str(exc):
+            raise
+        log.warning("watch word translation failed lang=%s: %s", dst, exc)
+        return None
+    except Exception as exc:  # a failing translator must not lose the watch word
+        log.warning("watch word translation failed lang=%s: %s", dst, exc)
+        return None
+
+
+async def _await(result):
+    return await result
+
+
+def expand_watchword(word: str, translate: Callable | None = None) -> tuple[str, dict[str, list[str]]]:
+    """Detect a watch word's language and expand it into the others.
+
+    ``translate(text, src, dst) -> str | None`` (sync, or async when no event
+    loop is running; use :func:`aexpand_watchword` inside one) is tried first;
+    when it is missing, returns nothing or fails, the word is transliterated
+    (Latin <-> Cyrillic) instead. Returns ``(lang, {lang: [terms]})``.
+    """
+    word = _clean_word(word)
+    src = _word_lang(word)
+    results: dict[str, Any] = {}
+    if translate is not None:
+        for dst in LANGS:
+            if dst != src:
+                results[dst] = _call_sync(translate, word, src, dst)
+    return _expand(word, results)
+
+
+async def aexpand_watchword(word: str, translate: Callable | None = None,
+                            timeout: float = 15.0) -> tuple[str, dict[str, list[str]]]:
+    """:func:`expand_watchword` for async code; ``translate`` may be sync or async."""
+    word = _clean_word(word)
+    src = _word_lang(word)
+    results: dict[str, Any] = {}
+    if translate is not None:
+        for dst in LANGS:
+            if dst == src:
+                continue
+            try:
+                result = translate(word, src, dst)
+                if inspect.isawaitable(result):
+                    result = await asyncio.wait_for(result, timeout)
+                results[dst] = result
+            except Exception as exc:  # fall back to transliteration
+                log.warning("watch word translation failed lang=%s: %s", dst, exc)
+    return _expand(word, results)
