@@ -130,6 +130,17 @@ class Match:
 
 
 @dataclass
+class WatchWord:
+    """A reader's own watch word, with its stored expansions per language."""
+
+    id: int
+    chat_id: int
+    word: str  # as the reader typed it
+    expansions: dict[str, list[str]] = field(default_factory=dict)  # lang -> terms
+    lang: str | None = None  # the word's own language, as detected when added
+
+
+@dataclass
 class Subscriber:
     chat_id: int
     chat_type: str = "private"  # private | group | supergroup | channel
