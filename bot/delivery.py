@@ -1,0 +1,530 @@
+"""Outbox delivery: rate limits, retries and Telegram's errors, exactly once as far as it can be.
+
+A message is written to the ``outbox`` table before it is sent
+(:meth:`bot.store.Store.enqueue`, idempotent by ``dedup_key``); the
+:class:`Sender` reads due rows and sends them with python-telegram-bot's
+``Bot`` (not ``Application``, so the service and the CLI use it alike)::
+
+    bot = make_bot(cfg)                      # or telegram.Bot(token, base_url=...)
+    async with bot:
+        sender = Sender(bot, store, cfg.delivery)
+        report = await sender.run_once()     # everything due now, until idle
+        # or: await sender.run_forever(stop_event); sender.wake() after enqueueing
+
+The state of a row: ``pending`` -> ``sending`` (committed before the HTTP
+call) -> ``sent`` (committed right after Telegram's answer, with its
+``message_id``), or back to ``pending`` with a ``next_attempt_at`` (a retry),
+or ``failed`` with the ``error`` (never retried).
+
+Pacing (token buckets, our own scheduling): at most ``global_per_second``
+messages per second overall, one request in flight per chat (so a chat's
+messages arrive in order), at least ``1 / chat_per_second`` seconds between the
+end of one message to a chat and the start of the next, and at most
+``group_per_minute`` per rolling minute to a group (negative chat id). Up to
+``max_in_flight`` requests run at once, to different chats, so one slow chat
+never holds up the others.
+
+Telegram's answers:
+
+- ``RetryAfter`` (429): the chat waits ``retry_after``; when two or more chats
+  are told to wait at the same time the flood is global and every chat waits.
+  A 429 is not counted as an attempt: the message is sent when Telegram allows.
+- ``Forbidden`` (403: blocked, deactivated, kicked) and ``BadRequest`` "chat not
+  found": the subscriber is paused (``subscribers.paused`` holds the reason) and
+  the chat's pending messages are failed; messages queued for a paused chat
+  later are failed as they come up.
+- ``ChatMigrated``: the subscriber, its topics, watch words, alert records and
+  unsent messages move to the new chat id, and the message is sent there.
+- Any other ``BadRequest`` (bad HTML, too long, empty): a permanent failure of
+  that message, logged at ERROR; the chat's next messages go on.
+- ``TimedOut``/``NetworkError``/5xx: retried with exponential backoff
+  (``backoff_base_seconds * 2**(n-1)``, jittered, capped) up to
+  ``max_attempts`` attempts, then failed.
+- ``InvalidToken``: nothing can be sent; rows stay pending, ``run_once`` raises
+  :class:`DeliveryError`, ``run_forever`` logs and retries each minute.
+
+Crash safety. After a crash or ``kill -9`` the next sender resumes the outbox:
+pending rows are sent, sent rows are not. Rows left ``sending`` by a sender
+that is no longer running (its process is gone, or the claim is older than
+``stale_sending_seconds``) are resent. **The one window where a duplicate is
+unavoidable**: Telegram accepted the message but the process died (or the
+connection broke, or the answer timed out) before ``sent`` was committed. The
+Bot API has no idempotency key and no way to ask whether a message arrived, so
+we resend (at least once) rather than risk losing it. The window is as small
+as it can be: ``sent`` is committed synchronously as soon as the answer is
+parsed, with no other await in between, so it lasts one response transit plus
+one SQLite commit (well under a millisecond locally) per message in flight; a
+crash can therefore repeat at most the messages that were in flight at that
+instant (at most ``max_in_flight``, one per chat, and in practice zero or one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import itertools
+import logging
+import os
+import random
+import socket
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import telegram
+from telegram.error import (BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter,
+                            TelegramError, TimedOut)
+from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
+
+from .config import Config, DeliveryConfig
+from .errors import NewsBotError
+from .models import utcnow
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+REFILL_SECONDS = 1.0  # how often the outbox table is read for new rows while busy
+MAX_LOADED = 2000  # rows held in memory at once (the rest wait in SQLite)
+_LIVE_RUNS: set[str] = set()  # claim owners of senders running in this process
+_HOST = socket.gethostname()
+_RUN_IDS = itertools.count(1)
+
+
+class DeliveryError(NewsBotError):
+    """delivery: nothing can be sent (the token is refused)."""
+
+
+@dataclass
+class DeliveryReport:
+    """What one run did (counts of outbox rows)."""
+
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0  # network errors that will be tried again
+    flood_waits: int = 0  # 429s received
+    paused: list[int] = field(default_factory=list)  # chats paused (blocked, gone)
+    migrated: dict[int, int] = field(default_factory=dict)  # old chat id -> new
+    resumed: int = 0  # rows left 'sending' by a dead sender, resent
+
+
+def make_bot(cfg: Config, connection_pool_size: int | None = None) -> telegram.Bot:
+    """A PTB ``Bot`` for ``[telegram] base_url`` and ``TELEGRAM_BOT_TOKEN`` (not yet initialised)."""
+    if not cfg.telegram.token:
+        raise DeliveryError("delivery: TELEGRAM_BOT_TOKEN is not set")
+    pool = connection_pool_size or max(8, cfg.delivery.max_in_flight + 4)
+    return telegram.Bot(cfg.telegram.token, base_url=cfg.telegram.base_url,
+                        request=HTTPXRequest(connection_pool_size=pool, read_timeout=15.0, write_timeout=15.0,
+                                             connect_timeout=10.0, pool_timeout=10.0))
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """``exc.retry_after`` as seconds, whichever type this PTB version returns."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+def _owner_alive(owner: str | None) -> bool:
+    """Whether the sender named in a row's ``claimed_by`` (host:pid:run) still runs."""
+    if not owner:
+        return False
+    try:
+        host, pid_text, run = owner.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != _HOST:
+        return True  # another machine: only the age rule can resume it
+    if pid == os.getpid():
+        return run in _LIVE_RUNS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+DONE, REQUEUE, MOVED = "done", "requeue", "moved"  # what became of a row after one attempt
+
+
+class _Chat:
+    __slots__ = ("chat_id", "queue", "busy", "ready_at", "window", "queued", "last_done")
+
+    def __init__(self, chat_id: int):
+        self.chat_id = chat_id
+        self.queue: collections.deque[dict] = collections.deque()
+        self.busy = False
+        self.ready_at = 0.0  # monotonic time before which nothing is sent to this chat
+        self.window: collections.deque[float] = collections.deque()  # group: recent completion times
+        self.queued = False  # in the ready heap
+        self.last_done = -1e9
+
+
+class Sender:
+    """Sends the outbox; see the module docstring for the rules it follows."""
+
+    def __init__(self, bot: telegram.Bot, store: Store, cfg: DeliveryConfig | None = None, *,
+                 clock=time.monotonic):
+        self.bot = bot
+        self.store = store
+        self.cfg = cfg or DeliveryConfig()
+        self.clock = clock
+        self.run_id = f"{_HOST}:{os.getpid()}:{next(_RUN_IDS)}{random.getrandbits(32):08x}"
+        self.report = DeliveryReport()
+        self._chats: dict[int, _Chat] = {}
+        self._heap: list[tuple[float, int, int]] = []
+        self._seq = itertools.count()
+        self._loaded: set[int] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._kick: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._refill_wanted = True
+        self._tokens = 1.0
+        self._token_stamp = clock()
+        self._global_until = 0.0
+        self._flooded: dict[int, float] = {}  # chats told to wait, and until when
+        self._fatal: BaseException | None = None
+        self._recovered = False
+
+    # -- public ------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Something was queued: look at the outbox now (safe from any thread)."""
+        self._refill_wanted = True
+        if self._kick is None or self._loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._kick.set()
+        elif not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._kick.set)
+
+    async def run_once(self) -> DeliveryReport:
+        """Send every row due now, waiting out rate limits, 429s and backoffs, until idle.
+
+        Rows held for later (``not_before``) are left for a later run. Raises
+        :class:`DeliveryError` when the token is refused (nothing is lost).
+        """
+        await self._run(None, until_idle=True)
+        return self.report
+
+    async def drain(self) -> int:
+        """``run_once`` for the CLI: returns how many messages were sent."""
+        before = self.report.sent
+        await self.run_once()
+        return self.report.sent - before
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Send as rows become due until ``stop`` is set, then finish what is in flight."""
+        while not stop.is_set():
+            try:
+                await self._run(stop, until_idle=False)
+            except DeliveryError as exc:
+                log.error("%s; retrying in 60 s", exc)
+                try:
+                    await asyncio.wait_for(stop.wait(), 60)
+                except asyncio.TimeoutError:
+                    pass
+            except Exception:  # the sender must outlive a bug in one round; rows stay in SQLite
+                log.exception("sender round failed; restarting it in 5 s")
+                self._reset_memory()
+                try:
+                    await asyncio.wait_for(stop.wait(), 5)
+                except asyncio.TimeoutError:
+                    pass
+
+    # -- the loop -------------------------------------------------------------------
+
+    def _reset_memory(self) -> None:
+        # rows stay pending in SQLite; per-chat timing is kept so a next run keeps the limits
+        for chat in self._chats.values():
+            chat.queue.clear()
+            chat.busy = False
+            chat.queued = False
+        self._heap.clear()
+        self._loaded.clear()
+        self._refill_wanted = True
+
+    async def _run(self, stop: asyncio.Event | None, until_idle: bool) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._kick = asyncio.Event()
+        self._fatal = None
+        _LIVE_RUNS.add(self.run_id)
+        stop_waiter = None
+        if stop is not None:
+            stop_waiter = asyncio.ensure_future(self._relay(stop))
+        try:
+            self._recover()
+            last_refill = -1e9
+            while True:
+                if stop is not None and stop.is_set():
+                    break
+                if self._fatal is not None:
+                    break
+                now = self.clock()
+                if self._refill_wanted or now - last_refill >= REFILL_SECONDS:
+                    self._refill_wanted = False
+                    last_refill = now
+                    self._refill()
+                wait = self._dispatch()
+                if until_idle and not self._tasks and not self._loaded:
+                    self._refill()
+                    if not self._loaded:
+                        break
+                    continue
+                timeout = REFILL_SECONDS if wait is None else max(0.0, min(wait, REFILL_SECONDS))
+                if timeout > 0 or not self._kick.is_set():
+                    try:
+                        await asyncio.wait_for(self._kick.wait(), timeout)
+                    except asyncio.TimeoutError:
+                        pass
+                self._kick.clear()
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        finally:
+            if stop_waiter is not None:
+                stop_waiter.cancel()
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            _LIVE_RUNS.discard(self.run_id)
+            self._reset_memory()
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _relay(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._kick.set()
+
+    def _recover(self) -> None:
+        if self._recovered:
+            return
+        self._recovered = True
+        stale = utcnow() - timedelta(seconds=self.cfg.stale_sending_seconds)
+        ids = self.store.outbox_recover(_owner_alive, stale)
+        if ids:
+            self.report.resumed += len(ids)
+            log.warning("resending %d message(s) left 'sending' by a stopped sender (each may arrive twice) "
+                        "outbox=%s", len(ids), ",".join(map(str, ids[:20])))
+
+    def _chat(self, chat_id: int) -> _Chat:
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            chat = self._chats[chat_id] = _Chat(chat_id)
+        return chat
+
+    def _schedule(self, chat: _Chat) -> None:
+        if chat.queue and not chat.busy and not chat.queued:
+            chat.queued = True
+            heapq.heappush(self._heap, (chat.ready_at, next(self._seq), chat.chat_id))
+
+    def _refill(self) -> None:
+        """Load due rows that are not in memory yet (at most MAX_LOADED in memory)."""
+        room = MAX_LOADED - len(self._loaded)
+        if room <= 0:
+            return
+        rows = self.store.outbox_due(utcnow(), limit=len(self._loaded) + room)
+        for row in rows:
+            if row["id"] in self._loaded:
+                continue
+            if row["paused"]:
+                error = f"chat paused: {row['paused']}"
+                self.store.outbox_fail(row["id"], error)
+                self.report.failed += 1
+                log.info("not sent chat=%s outbox=%s reason=%s", row["chat_id"], row["id"], error)
+                continue
+            self._loaded.add(row["id"])
+            chat = self._chat(row["chat_id"])
+            chat.queue.append(row)
+            self._schedule(chat)
+
+    def _global_wait(self, now: float) -> float:
+        rate = self.cfg.global_per_second
+        if self._global_until > now:
+            return self._global_until - now
+        capacity = max(1.0, rate / 10)
+        self._tokens = min(capacity, self._tokens + (now - self._token_stamp) * rate)
+        self._token_stamp = now
+        if self._tokens >= 1:
+            return 0.0
+        return (1 - self._tokens) / rate
+
+    def _dispatch(self) -> float | None:
+        """Start every send that may start now; return seconds until the next one may (None: nothing waits)."""
+        while self._heap:
+            ready_at, _, chat_id = self._heap[0]
+            chat = self._chats.get(chat_id)
+            if chat is None or chat.busy or not chat.queue:
+                heapq.heappop(self._heap)
+                if chat is not None:
+                    chat.queued = False
+                continue
+            if chat.ready_at > ready_at:  # it was pushed back (429, backoff) after being queued
+                heapq.heapreplace(self._heap, (chat.ready_at, next(self._seq), chat_id))
+                continue
+            now = self.clock()
+            if ready_at > now:
+                return ready_at - now
+            if len(self._tasks) >= self.cfg.max_in_flight:
+                return None  # a finishing task kicks the loop
+            wait = self._global_wait(now)
+            if wait > 0:
+                return wait
+            self._tokens -= 1
+            heapq.heappop(self._heap)
+            chat.queued = False
+            chat.busy = True
+            row = chat.queue.popleft()
+            task = asyncio.ensure_future(self._send(chat, row))
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+        return None
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("send task failed", exc_info=task.exception())
+        if self._kick is not None:
+            self._kick.set()
+
+    # -- one message -------------------------------------------------------------------
+
+    async def _send(self, chat: _Chat, row: dict) -> None:
+        outcome = REQUEUE
+        try:
+            outcome = await self._attempt(chat, row)
+        finally:
+            now = self.clock()
+            chat.last_done = now
+            spacing = 1.0 / self.cfg.chat_per_second
+            chat.ready_at = max(chat.ready_at, now + spacing)
+            if chat.chat_id < 0 and self.cfg.group_per_minute:
+                chat.window.append(now)
+                while chat.window and chat.window[0] <= now - 60:
+                    chat.window.popleft()
+                if len(chat.window) >= self.cfg.group_per_minute:
+                    chat.ready_at = max(chat.ready_at, chat.window[0] + 60.0)
+            chat.busy = False
+            if outcome == REQUEUE:
+                chat.queue.appendleft(row)
+            elif outcome == DONE:
+                self._loaded.discard(row["id"])
+            self._schedule(chat)
+
+    def _markup(self, row: dict) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if row["parse_mode"]:
+            kwargs["parse_mode"] = row["parse_mode"]
+        if row["disable_preview"]:
+            kwargs["link_preview_options"] = telegram.LinkPreviewOptions(is_disabled=True)
+        if row["reply_markup"]:
+            kwargs["api_kwargs"] = {"reply_markup": row["reply_markup"]}  # JSON text, sent as is
+        return kwargs
+
+    async def _attempt(self, chat: _Chat, row: dict) -> str:
+        """Send one row: DONE (sent or failed), REQUEUE (back to the head of its chat's queue)
+        or MOVED (now queued under a migrated chat id)."""
+        row_id, chat_id = row["id"], chat.chat_id
+        if not self.store.outbox_claim(row_id, self.run_id):
+            return DONE  # another sender took it, or it was failed meanwhile
+        try:
+            message = await self.bot.send_message(chat_id, row["text"], **self._markup(row))
+        except RetryAfter as exc:
+            wait = max(retry_after_seconds(exc), 0.0)
+            now = self.clock()
+            chat.ready_at = max(chat.ready_at, now + wait)
+            # one chat flooded: that chat waits; two or more at once: the limit is global, all wait
+            self._flooded = {c: t for c, t in self._flooded.items() if t > now}
+            self._flooded[chat_id] = now + wait
+            own_limit = len(self._flooded) < 2
+            if not own_limit:
+                self._global_until = max(self._global_until, *self._flooded.values())
+            self.report.flood_waits += 1
+            self.store.outbox_retry(row_id, utcnow() + timedelta(seconds=wait), f"flood control: retry after {wait:g}s",
+                                    count_attempt=False)
+            log.warning("flood control chat=%s outbox=%s retry_after=%g scope=%s", chat_id, row_id, wait,
+                        "chat" if own_limit else "all")
+            return REQUEUE
+        except ChatMigrated as exc:
+            new_id = int(exc.new_chat_id)
+            moved = self.store.migrate_chat(chat_id, new_id)
+            self.store.outbox_retry(row_id, None, f"chat migrated to {new_id}", count_attempt=False)
+            self.report.migrated[chat_id] = new_id
+            log.warning("chat migrated chat=%s new_chat=%s moved=%s", chat_id, new_id, moved)
+            target = self._chat(new_id)
+            for r in [row, *chat.queue]:
+                r["chat_id"] = new_id
+            target.queue.extendleft(reversed([row, *chat.queue]))
+            chat.queue.clear()
+            self._schedule(target)
+            return MOVED
+        except Forbidden as exc:
+            self._pause(chat, row, exc.message)
+            return DONE
+        except BadRequest as exc:
+            if "chat not found" in exc.message.lower():
+                self._pause(chat, row, exc.message)
+                return DONE
+            self.store.outbox_fail(row_id, f"rejected: {exc.message}")
+            self.report.failed += 1
+            log.error("message rejected chat=%s outbox=%s kind=%s error=%s", chat_id, row_id, row["kind"],
+                      exc.message)
+            return DONE
+        except InvalidToken as exc:
+            self.store.outbox_retry(row_id, None, f"token refused: {exc.message}", count_attempt=False)
+            self._fatal = DeliveryError(f"delivery: the Bot API refused the token ({exc.message})")
+            return REQUEUE
+        except (TimedOut, NetworkError, TelegramError) as exc:
+            return self._retry_later(chat, row, exc)
+        except asyncio.CancelledError:
+            self.store.outbox_retry(row_id, None, "cancelled while sending (may have arrived)", count_attempt=False)
+            raise
+        except Exception as exc:  # noqa: BLE001 - an HTTP library surprise is treated like a network error
+            return self._retry_later(chat, row, exc)
+        # Telegram accepted it: commit at once (no await between the answer and this line)
+        self.store.outbox_sent(row_id, getattr(message, "message_id", None))
+        self.report.sent += 1
+        log.debug("sent chat=%s outbox=%s kind=%s", chat_id, row_id, row["kind"])
+        return DONE
+
+    def _retry_later(self, chat: _Chat, row: dict, exc: BaseException) -> str:
+        attempts = row["attempts"] + 1
+        row["attempts"] = attempts
+        error = f"{type(exc).__name__}: {exc}"
+        if attempts >= self.cfg.max_attempts:
+            self.store.outbox_fail(row["id"], f"gave up after {attempts} attempts: {error}")
+            self.report.failed += 1
+            log.error("message failed chat=%s outbox=%s attempts=%d error=%s", chat.chat_id, row["id"],
+                      attempts, error)
+            return DONE
+        delay = min(self.cfg.backoff_max_seconds, self.cfg.backoff_base_seconds * 2 ** (attempts - 1))
+        delay *= random.uniform(0.8, 1.2)
+        chat.ready_at = max(chat.ready_at, self.clock() + delay)
+        self.store.outbox_retry(row["id"], utcnow() + timedelta(seconds=delay), error)
+        self.report.retried += 1
+        log.warning("send failed, retrying chat=%s outbox=%s attempt=%d in=%.1fs error=%s", chat.chat_id,
+                    row["id"], attempts, delay, error)
+        return REQUEUE
+
+    def _pause(self, chat: _Chat, row: dict, reason: str) -> None:
+        self.store.outbox_fail(row["id"], f"undeliverable: {reason}")
+        self.store.pause_subscriber(chat.chat_id, reason)
+        dropped = self.store.outbox_fail_chat(chat.chat_id, f"chat paused: {reason}")
+        for r in chat.queue:
+            self._loaded.discard(r["id"])
+        chat.queue.clear()
+        self.report.failed += 1 + dropped
+        self.report.paused.append(chat.chat_id)
+        log.warning("chat paused chat=%s reason=%s dropped=%d", chat.chat_id, reason, dropped)
+
