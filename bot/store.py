@@ -247,6 +247,35 @@ def m005_delivery_claims(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m006_stories_index(db: sqlite_utils.Database) -> None:
+    """Story clustering: fingerprints of indexed items, the key index (anchors and
+    MinHash LSH bands, time-bounded) and per-language headlines."""
+    db.executescript(
+        """
+        CREATE TABLE story_items (
+            item_id INTEGER PRIMARY KEY,       -- items.id (kept apart: items are purged by retention)
+            story_id INTEGER NOT NULL,
+            t INTEGER NOT NULL,                -- item time (published, else fetched), Unix seconds
+            lang TEXT NOT NULL,
+            fp TEXT NOT NULL                   -- packed fingerprint (bot.stories._pack)
+        );
+        CREATE INDEX story_items_t ON story_items(t);
+
+        CREATE TABLE story_keys (
+            key INTEGER NOT NULL,              -- 64-bit hash of an anchor or LSH band key
+            t INTEGER NOT NULL,
+            item_id INTEGER NOT NULL,
+            PRIMARY KEY (key, t, item_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX story_keys_t ON story_keys(t);
+
+        ALTER TABLE stories ADD COLUMN headlines TEXT NOT NULL DEFAULT '{}';  -- JSON {lang: headline}
+        ALTER TABLE stories ADD COLUMN first_item INTEGER;
+        """
+    )
+
+
 # -- the store --------------------------------------------------------------
 
 
@@ -609,6 +638,137 @@ class Store:
                                  (provider,) if provider else ()).fetchone()[0]
 
     # -- stories -------------------------------------------------------------
+    # (bot.stories is the only caller; none of these commit: the caller's transaction does)
+
+    def story_key_hits(self, keys: list[int], t_min: int, t_max: int, per_key: int) -> list[int]:
+        """Item ids under these index keys with a time in [t_min, t_max], newest ``per_key`` per key
+        (an id appears once per key it shares)."""
+        if not keys:
+            return []
+        arm = "SELECT * FROM (SELECT item_id FROM story_keys WHERE key = ? AND t BETWEEN ? AND ? ORDER BY t DESC LIMIT ?)"
+        params: list = []
+        for k in keys:
+            params += (k, t_min, t_max, per_key)
+        return [r[0] for r in self.conn.execute(" UNION ALL ".join([arm] * len(keys)), params)]
+
+    def indexed_items(self, item_ids: list[int]) -> list[tuple[int, int, str]]:
+        """(item_id, story_id, packed fingerprint) of indexed items."""
+        if not item_ids:
+            return []
+        marks = ",".join("?" * len(item_ids))
+        return self.conn.execute(
+            f"SELECT item_id, story_id, fp FROM story_items WHERE item_id IN ({marks})", item_ids).fetchall()
+
+    def indexed_items_since(self, t_min: int) -> Iterator[tuple[int, int, int, str]]:
+        """(item_id, story_id, t, packed fingerprint) of items indexed with a time from t_min, oldest first."""
+        yield from self.conn.execute(
+            "SELECT item_id, story_id, t, fp FROM story_items WHERE t >= ? ORDER BY t", (t_min,))
+
+    def newest_indexed_time(self) -> int | None:
+        return self.conn.execute("SELECT max(t) FROM story_items").fetchone()[0]
+
+    def story_of_indexed_item(self, item_id: int) -> int | None:
+        row = self.conn.execute("SELECT story_id FROM story_items WHERE item_id = ?", (item_id,)).fetchone()
+        return row[0] if row else None
+
+    def story_size(self, story_id: int) -> int:
+        row = self.conn.execute("SELECT item_count FROM stories WHERE id = ?", (story_id,)).fetchone()
+        return row[0] if row else 0
+
+    def index_story_item(self, item_id: int, story_id: int, t: int, lang: str, packed: str,
+                         keys: Iterable[int]) -> None:
+        """Record an item's fingerprint and index keys, and its story on the item row."""
+        self.conn.execute("INSERT OR REPLACE INTO story_items(item_id, story_id, t, lang, fp) VALUES (?, ?, ?, ?, ?)",
+                          (item_id, story_id, t, lang, packed))
+        self.conn.executemany("INSERT OR IGNORE INTO story_keys(key, t, item_id) VALUES (?, ?, ?)",
+                              [(k, t, item_id) for k in set(keys)])
+        self.conn.execute("UPDATE items SET story_id = ? WHERE id = ?", (story_id, item_id))
+
+    def _feed_name(self, feed_id: int) -> str:
+        row = self.conn.execute("SELECT name FROM feeds WHERE id = ?", (feed_id,)).fetchone()
+        return row[0] if row else f"feed {feed_id}"
+
+    @staticmethod
+    def _headline_entry(item: Item, translation: str | None) -> dict:
+        return {"text": item.title, "lang": item.lang, "source_lang": item.lang, "translated": False,
+                "item_id": item.id}
+
+    def create_story(self, item: Item, when: datetime, translation: str | None = None) -> int:
+        """A new story of one item; returns its id."""
+        headlines = {item.lang: self._headline_entry(item, None)}
+        if translation and item.lang != "en" and translation.strip():
+            headlines["en"] = {"text": translation.strip(), "lang": "en", "source_lang": item.lang,
+                               "translated": True, "item_id": item.id}
+        return self.conn.execute(
+            "INSERT INTO stories(first_seen, last_seen, item_count, headline, headline_lang, langs, sources, "
+            "headlines, first_item) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)",
+            (iso(when), iso(when), item.title, item.lang, item.lang,
+             json.dumps([self._feed_name(item.feed_id)], ensure_ascii=False),
+             json.dumps(headlines, ensure_ascii=False), item.id),
+        ).lastrowid
+
+    def add_to_story(self, story_id: int, item: Item, when: datetime, translation: str | None = None) -> int:
+        """Fold an item into a story's row (times, count, sources, languages, headlines); new size."""
+        row = self.conn.execute(
+            "SELECT first_seen, last_seen, item_count, langs, sources, headlines FROM stories WHERE id = ?",
+            (story_id,)).fetchone()
+        if row is None:
+            raise ValueError(f"stories: no story {story_id}")
+        first, last = from_iso(row[0]), from_iso(row[1])
+        langs = [x for x in row[3].split(",") if x]
+        if item.lang not in langs:
+            langs.append(item.lang)
+        sources = json.loads(row[4] or "[]")
+        name = self._feed_name(item.feed_id)
+        if name not in sources:
+            sources.append(name)
+        headlines = json.loads(row[5] or "{}")
+        current = headlines.get(item.lang)
+        if current is None or current.get("translated"):
+            headlines[item.lang] = self._headline_entry(item, None)
+        if translation and translation.strip() and item.lang != "en" and "en" not in headlines:
+            headlines["en"] = {"text": translation.strip(), "lang": "en", "source_lang": item.lang,
+                               "translated": True, "item_id": item.id}
+        size = row[2] + 1
+        self.conn.execute(
+            "UPDATE stories SET first_seen = ?, last_seen = ?, item_count = ?, langs = ?, sources = ?, "
+            "headlines = ? WHERE id = ?",
+            (iso(min(first, when)), iso(max(last, when)), size, ",".join(langs),
+             json.dumps(sources, ensure_ascii=False), json.dumps(headlines, ensure_ascii=False), story_id),
+        )
+        return size
+
+    def story_row(self, story_id: int) -> dict | None:
+        """The stories row with its JSON decoded (sources, headlines) and langs as a list."""
+        cur = self.conn.execute(
+            "SELECT id, first_seen, last_seen, item_count, headline, headline_lang, langs, sources, headlines "
+            "FROM stories WHERE id = ?", (story_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        out = dict(zip([d[0] for d in cur.description], row))
+        out["langs"] = [x for x in out["langs"].split(",") if x]
+        out["sources"] = json.loads(out["sources"] or "[]")
+        out["headlines"] = json.loads(out["headlines"] or "{}")
+        return out
+
+    def story_growth(self, story_id: int, since: datetime) -> int:
+        """Items of a story fetched after ``since``."""
+        return self.conn.execute("SELECT count(*) FROM items WHERE story_id = ? AND fetched > ?",
+                                 (story_id, iso(since))).fetchone()[0]
+
+    def prune_story_keys(self, t_before: int) -> int:
+        """Drop index rows older than the window can reach (their stories stay)."""
+        return self.conn.execute("DELETE FROM story_keys WHERE t < ?", (t_before,)).rowcount
+
+    def purge_story_index(self, cutoff: datetime) -> int:
+        """Retention: index rows and fingerprints of items older than ``cutoff``."""
+        t = int(cutoff.timestamp())
+        with self.conn:
+            n = self.conn.execute("DELETE FROM story_keys WHERE t < ?", (t,)).rowcount
+            n += self.conn.execute("DELETE FROM story_items WHERE t < ?", (t,)).rowcount
+        return n
+
     # -- subscribers, subscriptions, watchwords --------------------------------
     # (subscribers and subscriptions: the Telegram bot's part)
 
@@ -747,8 +907,10 @@ class Store:
         Idempotent: a ``dedup_key`` already in the outbox (in any status) queues
         nothing and returns None. ``reply_markup`` is a dict (e.g. an
         ``inline_keyboard``) or its JSON text; ``not_before`` holds the message
-        until then (quiet hours). Inside an open transaction (``with
-        store.conn:``) it joins that transaction, else it commits at once.
+        until then (quiet hours). When the connection already has a transaction
+        open (sqlite3 opens one at the first write inside ``with store.conn:``)
+        it joins it; otherwise it commits at once. Either way a repeat after a
+        crash is harmless: the ``dedup_key`` keeps the message once.
         Raises ValueError on bad input (nothing is written).
         """
         values = self._outbox_values(chat_id, kind, text, dedup_key, disable_preview, reply_markup,

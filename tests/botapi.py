@@ -58,13 +58,14 @@ Attributes and methods (thread-safe; call them from any thread):
   changes flood limits (only the ones given); ``None``/0 switches one off.
 - ``fail_next(n=1, status=None, description=None, *, retry_after=None,
   migrate_to_chat_id=None, methods=("sendMessage", "sendPhoto", "editMessageText"),
-  chat_id=None, scope="chat", drop=None, delay=0.0)``: the next ``n`` matching
+  chat_id=None, scope="chat", drop=None, delay=0.0, hold=0.0)``: the next ``n`` matching
   requests fail. ``status`` 429 (needs ``retry_after``; ``scope`` "chat" or
   "global" says what the penalty covers), 403, 400, 500... with the table's
   description by default; ``drop="before"`` closes the connection without
   processing the request (a network error), ``drop="after"`` processes and
   accepts it, then closes without answering (the ambiguous case);
-  ``delay`` seconds before answering (client timeouts).
+  ``delay`` seconds before processing, ``hold`` seconds after processing
+  (accepted, answer not yet sent: client timeouts, or a kill in that window).
 - ``counters`` (a dict copy): ``requests``, ``accepted``, ``429``,
   ``429_global``, ``429_chat``, ``429_group``, ``429_injected``,
   ``early_retries`` (requests to a chat during its ``retry_after`` penalty),
@@ -630,12 +631,12 @@ class BotAPIServer:
                   retry_after: int | None = None, migrate_to_chat_id: int | None = None,
                   methods: tuple[str, ...] = ("sendMessage", "sendPhoto", "editMessageText"),
                   chat_id: int | None = None, scope: str = "chat", drop: str | None = None,
-                  delay: float = 0.0) -> None:
+                  delay: float = 0.0, hold: float = 0.0) -> None:
         """Make the next ``n`` matching requests fail (see the module docstring)."""
         if drop not in (None, "before", "after"):
             raise ValueError("drop must be None, 'before' or 'after'")
-        if status is None and drop is None and not delay:
-            raise ValueError("fail_next needs a status, a drop mode or a delay")
+        if status is None and drop is None and not delay and not hold:
+            raise ValueError("fail_next needs a status, a drop mode, a delay or a hold")
         if status == 429 and not retry_after:
             raise ValueError("a 429 needs retry_after (seconds)")
         if scope not in ("chat", "global"):
@@ -650,7 +651,8 @@ class BotAPIServer:
         with self._lock:
             self._failures.append({"n": n, "status": status, "description": description,
                                    "parameters": parameters, "methods": {m.lower() for m in methods},
-                                   "chat_id": chat_id, "scope": scope, "drop": drop, "delay": delay})
+                                   "chat_id": chat_id, "scope": scope, "drop": drop, "delay": delay,
+                                   "hold": hold})
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
         """Block until ``predicate()`` is truthy; return its value or raise TimeoutError."""
@@ -829,6 +831,8 @@ class BotAPIServer:
             elif 400 <= status < 500:
                 self._counters["4xx"] += 1
             self._notify()
+        if failure and failure["hold"]:
+            await asyncio.sleep(failure["hold"])
         if failure and failure["drop"] == "after":
             raise _Drop()
         return status, payload, extra
