@@ -6,8 +6,9 @@ picture goes to a path or a binary buffer. matplotlib is imported inside
 service start fast) and only its object-oriented API with the Agg canvas is
 used: no pyplot, no global backend switch, safe to call from a worker thread.
 
-    rows = store.trend_counts(days=14, utc_offset_minutes=300)
-    render_trend(rows, {t.id: t.name for t in cfg.topics}, 14, "trend.png")
+    offset, today = local_day(cfg.digest.timezone)
+    rows = store.trend_counts(days=14, utc_offset_minutes=offset)
+    render_trend(rows, {t.id: t.name for t in cfg.topics}, 14, "trend.png", end=today)
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ LANG_LABELS = {"en": "English", "ru": "Russian", "kk": "Kazakh"}
 LANG_COLOURS = {"en": "#1f77b4", "ru": "#d62728", "kk": "#2ca02c", "other": "#9467bd"}
 WIDTH_IN, DPI = 10.0, 100
 MAX_DAYS = 366
+
+
+def local_day(tz_name: str, now: datetime | None = None) -> tuple[int, date]:
+    """(UTC offset in minutes, today's date) in an IANA zone at ``now``: the
+    ``utc_offset_minutes`` for ``Store.trend_counts`` and the ``end`` for :func:`render_trend`."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        zone = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"trend: unknown time zone {tz_name!r}") from None
+    local = (now or datetime.now(timezone.utc)).astimezone(zone)
+    return int(local.utcoffset().total_seconds() // 60), local.date()
 
 
 def _day(value) -> date:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from bot.models import Item, Match
-from bot.trend import LANG_COLOURS, render_trend
+from bot.trend import LANG_COLOURS, local_day, render_trend
 
 NOW = datetime(2026, 3, 18, 12, 0, tzinfo=timezone.utc)
 TOPICS = {"kz-unrest": "Unrest in Kazakhstan", "csto-deployment": "CSTO troop deployments",
@@ -184,3 +184,19 @@ def test_matplotlib_is_not_imported_by_importing_the_module():
     code = "import sys, bot.trend; print('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("tz,now,expected", [
+    ("Asia/Almaty", datetime(2026, 3, 18, 20, 0, tzinfo=timezone.utc), (300, "2026-03-19")),
+    ("UTC", datetime(2026, 3, 18, 20, 0, tzinfo=timezone.utc), (0, "2026-03-18")),
+    ("Europe/Moscow", datetime(2026, 3, 18, 22, 30, tzinfo=timezone.utc), (180, "2026-03-19")),
+    ("America/New_York", datetime(2026, 7, 1, 2, 0, tzinfo=timezone.utc), (-240, "2026-06-30")),
+])
+def test_local_day_gives_the_offset_and_date_for_the_query_and_the_chart(tz, now, expected):
+    offset, day = local_day(tz, now)
+    assert (offset, day.isoformat()) == expected
+
+
+def test_local_day_rejects_an_unknown_zone():
+    with pytest.raises(ValueError, match="unknown time zone"):
+        local_day("Mars/Olympus")
