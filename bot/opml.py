@@ -64,7 +64,8 @@ def _where(outline, path: list[str]) -> str:
     return "opml: outline " + " / ".join([*path, repr(label)])
 
 
-def parse_opml(data: bytes | str, default_lang: str = "en", *, max_bytes: int = MAX_BYTES) -> list[dict[str, str]]:
+def parse_opml(data: bytes | str, default_lang: str = "en", *,
+               max_bytes: int = MAX_BYTES) -> list[dict[str, str]]:
     """The feeds an OPML document lists, in document order, each URL once.
 
     An outline with an ``xmlUrl`` is a feed, wherever it sits in the folder tree;
@@ -119,7 +120,8 @@ def parse_opml(data: bytes | str, default_lang: str = "en", *, max_bytes: int = 
             if url:
                 parts = urlsplit(url)
                 if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-                    raise OPMLError(f"{_where(outline, path)}: xmlUrl must be an http or https URL, not {url!r}")
+                    raise OPMLError(f"{_where(outline, path)}: xmlUrl must be an http or https URL, "
+                                    f"not {url!r}")
                 if url not in seen:
                     seen.add(url)
                     name = _fold(outline.get("text")) or _fold(outline.get("title")) or parts.hostname
@@ -174,8 +176,8 @@ def export_opml(feeds: Iterable[Any], title: str = "newsbot feeds", *, group_by_
         parent = body
         if group_by_lang:
             if lang not in folders:
-                folders[lang] = StdET.SubElement(body, "outline", text=_LANG_NAMES[lang], title=_LANG_NAMES[lang],
-                                                 language=lang)
+                label = _LANG_NAMES[lang]
+                folders[lang] = StdET.SubElement(body, "outline", text=label, title=label, language=lang)
             parent = folders[lang]
         StdET.SubElement(parent, "outline", type="rss", text=name, title=name, xmlUrl=url, language=lang)
 

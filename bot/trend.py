@@ -94,7 +94,8 @@ def render_trend(rows: Iterable[Sequence], topic_names: Mapping[str, str], days:
     panels = max(1, len(names)) if total else 1
     fig = Figure(figsize=(WIDTH_IN, 1.0 + 2.4 * panels), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
-    heading = title or f"Matched stories per day, by language — last {days} day{'s' if days > 1 else ''} to {end}"
+    span = f"{days} day{'s' if days > 1 else ''}"
+    heading = title or f"Matched stories per day, by language — last {span} to {end}"
     fig.suptitle(heading, fontsize=12)
 
     if total == 0:

@@ -22,7 +22,8 @@ def schema(tmp_path_factory) -> dict[str, list[str]]:
     store = Store(tmp_path_factory.mktemp("schema") / "newsbot.db")
     try:
         rows = store.conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").fetchall()
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
         virtual = [name for name, sql in rows if (sql or "").upper().startswith("CREATE VIRTUAL")]
         tables = [name for name, _ in rows
                   if not any(name.startswith(v + "_") and SHADOW.search(name) for v in virtual)]

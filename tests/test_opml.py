@@ -16,7 +16,8 @@ FEEDS = [
     {"url": "https://news.example.org/rss.xml", "name": "Example News", "lang": "en"},
     {"url": "https://vestnik.example.kz/rss.xml", "name": "Степной вестник", "lang": "ru"},
     {"url": "https://zharshy.example.kz/rss.xml", "name": "Дала жаршысы", "lang": "kk"},
-    {"url": "https://wire.example.org/feed?lang=en&section=asia", "name": "Wire <Asia> & \"friends\"", "lang": "en"},
+    {"url": "https://wire.example.org/feed?lang=en&section=asia", "name": "Wire <Asia> & \"friends\"",
+     "lang": "en"},
 ]
 
 
@@ -25,7 +26,8 @@ def by_url(feed: dict) -> str:
 
 
 def opml(body: str, head: str = "<head><title>t</title></head>") -> bytes:
-    return f'<?xml version="1.0" encoding="utf-8"?>\n<opml version="2.0">{head}<body>{body}</body></opml>'.encode()
+    prolog = '<?xml version="1.0" encoding="utf-8"?>\n'
+    return f'{prolog}<opml version="2.0">{head}<body>{body}</body></opml>'.encode()
 
 
 @pytest.mark.parametrize("group_by_lang", [True, False])
@@ -117,7 +119,8 @@ LAUGHS = b"""<?xml version="1.0"?>
     (b'<opml version="2.0"><head><title>t</title></head></opml>', "has no <body>"),
     (XXE, "declares a DTD or entities"),
     (LAUGHS, "declares a DTD or entities"),
-    (opml('<outline text="Bad" xmlUrl="javascript:alert(1)"/>'), "outline 'Bad': xmlUrl must be an http or https"),
+    (opml('<outline text="Bad" xmlUrl="javascript:alert(1)"/>'),
+     "outline 'Bad': xmlUrl must be an http or https"),
     (opml('<outline text="Folder"><outline text="Local" xmlUrl="file:///etc/passwd"/></outline>'),
      "outline 'Folder' / 'Local': xmlUrl must be"),
     (opml('<outline text="German" language="de" xmlUrl="https://de.example.org/rss"/>'),
