@@ -1218,3 +1218,9 @@ class Store:
             params += wanted
         sql += "GROUP BY day, m.topic, i.lang ORDER BY day, m.topic, i.lang"
         return [(r[0], r[1], r[2], r[3]) for r in self.conn.execute(sql, params)]
+
+    def trend_rows(self, days: int, topic: str | None = None, now: datetime | None = None,
+                   utc_offset_minutes: int = 0) -> list[tuple[str, str, str, int]]:
+        """:meth:`trend_counts` for one topic (``topic``) or all of them (None)."""
+        return self.trend_counts(days, now=now, topics=None if topic is None else [topic],
+                                 utc_offset_minutes=utc_offset_minutes)

@@ -200,3 +200,10 @@ def test_local_day_gives_the_offset_and_date_for_the_query_and_the_chart(tz, now
 def test_local_day_rejects_an_unknown_zone():
     with pytest.raises(ValueError, match="unknown time zone"):
         local_day("Mars/Olympus")
+
+
+def test_trend_rows_is_trend_counts_for_one_topic_or_all(store):
+    fill(store)
+    assert store.trend_rows(14, now=NOW) == store.trend_counts(14, now=NOW)
+    assert store.trend_rows(14, topic="kz-unrest", now=NOW, utc_offset_minutes=300) == \
+        store.trend_counts(14, now=NOW, topics=["kz-unrest"], utc_offset_minutes=300)
