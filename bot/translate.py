@@ -363,18 +363,14 @@ class Translator:
         """
         if self.provider in ("none", "microsoft"):
             return lang if self.provider == "microsoft" else None
-        other = "ru" if lang == "en" else "en"
         candidates = [lang]
         name = _LANG_NAMES.get(lang)
-        if name:
+        if name:  # MyMemory knows "russian" (-> ru-RU), LibreTranslate "Russian"
             candidates += [name, name.capitalize()]
         for candidate in candidates:
             try:
-                obj = self._construct(candidate, other if candidate == lang else _LANG_NAMES[other],
-                                      key="offline-check", offline=True)
-            except dt_errors.LanguageNotSupportedException:
-                continue
-            except Exception:  # a dummy key or a name the provider spells differently
+                obj = self._construct(candidate, candidate, key="offline-check", offline=True)
+            except Exception:  # LanguageNotSupportedException, mostly
                 continue
             return obj.source
         return None
@@ -575,7 +571,9 @@ class Translator:
             if failed.kind in ("rate", "provider") or attempt >= self.cfg.attempts:
                 raise failed
             pause = self.backoff_seconds * (2 ** (attempt - 1)) * (0.5 + self.rng.random() / 2)
-            await asyncio.sleep(min(pause, max(0.0, deadline - loop.time())))
+            wake = min(loop.time() + pause, deadline)
+            while loop.time() < wake and self.breaker.state == "closed":  # an opening circuit cuts it short
+                await asyncio.sleep(min(0.02, max(0.0, wake - loop.time())))
 
     # -- public API ---------------------------------------------------------
 

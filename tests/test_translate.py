@@ -396,3 +396,87 @@ async def test_breaker_half_open_sends_one_trial_to_the_server(tmp_path, store, 
     out = await t.translate_many([(text, "ru") for text in RU], "en")
     assert out == [fake_translation(text, "ru", "en") for text in RU]
     assert t.breaker.state == "closed"
+
+
+async def test_mymemory_through_url_override(tmp_path, store, translate_server):
+    t = make_translator(tmp_path, store, provider="mymemory", url=translate_server.url + "/get")
+    assert await t.translate(KK, "kk", "ru") == fake_translation(KK, "kk", "ru")
+    assert translate_server.count("/get") == 1
+
+
+# -- through the pipeline: only what a reader will see -------------------------
+
+TOPIC = {
+    "id": "kz-unrest", "name": "Unrest in Kazakhstan", "match": "protest",
+    "groups": {"protest": {"ru": ["протест", "митинг"], "en": ["protest", "rally"], "kk": ["наразылық"]}},
+}
+
+
+def _rss(titles: list[str]) -> bytes:
+    items = "".join(
+        f"<item><title>{t}</title><link>https://news.example/{i}</link><guid>g-{i}</guid>"
+        f"<description>{t}. Подробности позже.</description></item>"
+        for i, t in enumerate(titles))
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Лента</title>'
+            f"<link>https://news.example/</link>{items}</channel></rss>").encode("utf-8")
+
+
+async def test_pipeline_translates_matched_items_only(tmp_path, translate_server):
+    from bot.match import Matcher
+    from bot.pipeline import Pipeline
+    from tests.feedserver import FeedServer
+
+    matched = ["Протест у здания акимата в Алматы", "Митинг водителей на трассе"]
+    unmatched = ["Курс тенге укрепился к доллару", "В Астане открыли новый парк",
+                 "Погода на выходные: снег и ветер", "Результаты футбольного матча"]
+    with FeedServer() as feeds:
+        url = feeds.route("/ru.xml", body=_rss(matched[:1] + unmatched + matched[1:]))
+        cfg = make_config(tmp_path, feeds=[{"url": url, "lang": "ru", "name": "Лента"}], topics=[TOPIC],
+                          translation={"provider": "google", "url": translate_server.url, "target": "en"})
+        store = Store(cfg.storage.path)
+        store.sync_feeds(cfg.feeds)
+        translator = Translator(cfg.translation, store)
+        pipeline = Pipeline(store, cfg, matcher=Matcher(cfg.topics), translator=translator)
+        report = await pipeline.run_cycle(force=True)
+
+        by_title = {n.item.title: n for n in report.new_items}
+        assert set(by_title) == set(matched + unmatched)
+        for title in matched:
+            assert by_title[title].matches, title
+            assert by_title[title].title_target == fake_translation(title, by_title[title].item.lang, "en")
+        for title in unmatched:
+            assert not by_title[title].matches, title
+            assert by_title[title].title_target is None
+        assert sorted(translate_server.texts()) == sorted(matched)  # nothing else was sent
+        store.close()
+
+
+async def test_pipeline_cycle_with_provider_down_loses_nothing(tmp_path, translate_server):
+    from bot.match import Matcher
+    from bot.pipeline import Pipeline
+    from tests.feedserver import FeedServer
+
+    matched = [f"Митинг номер {i} прошёл в городе" for i in range(12)]
+    with FeedServer() as feeds:
+        url = feeds.route("/ru.xml", body=_rss(matched))
+        cfg = make_config(tmp_path, feeds=[{"url": url, "lang": "ru", "name": "Лента"}], topics=[TOPIC],
+                          translation={"provider": "google", "url": translate_server.url, "target": "en",
+                                       "breaker_failures": 2})
+        store = Store(cfg.storage.path)
+        store.sync_feeds(cfg.feeds)
+        clock = FakeClock()
+        translator = Translator(cfg.translation, store, clock=clock)
+        translate_server.mode = "down"
+        report = await Pipeline(store, cfg, matcher=Matcher(cfg.topics), translator=translator).run_cycle(
+            force=True)
+        assert len(report.matched) == 12
+        assert all(n.title_target is None for n in report.matched)  # shown in Russian, marked [RU]
+        assert translator.pending() == 12
+
+        translate_server.mode = "ok"
+        clock.t += cfg.translation.breaker_reset_seconds + 1
+        assert await translator.fill_pending() == 12
+        for n in report.matched:
+            assert translator.cached(n.item.title, n.item.lang, "en") == fake_translation(
+                n.item.title, n.item.lang, "en")
+        store.close()

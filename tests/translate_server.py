@@ -6,7 +6,8 @@ It speaks two dialects, as deep-translator uses them:
   in the query string, a form body or JSON) answering ``{"translatedText": ...}``,
   and ``GET /languages``;
 * Google's mobile page: ``GET /m?sl=..&tl=..&q=..`` answering HTML with the
-  translation in ``<div class="result-container">``.
+  translation in ``<div class="result-container">``;
+* MyMemory: ``GET /get?q=..&langpair=ru-RU|en-GB`` answering JSON.
 
 Modes (``server.mode``, switchable while running): ``ok``; ``down`` (503);
 ``flood`` (429); ``slow`` (answers correctly after ``server.delay`` seconds).
@@ -134,6 +135,10 @@ class TranslateServer:
         mode = self.mode
         if path == "/m":
             text, src, dst = params.get("q"), params.get("sl"), params.get("tl")
+        elif path == "/get":  # MyMemory: langpair=ru-RU|en-GB
+            text = params.get("q")
+            src, _, dst = params.get("langpair", "|").partition("|")
+            src, dst = src.split("-")[0] or None, dst.split("-")[0] or None
         else:
             text, src, dst = params.get("q"), params.get("source"), params.get("target")
 
@@ -170,6 +175,12 @@ class TranslateServer:
                 return 400, "application/json", json.dumps({"error": "bad request"})
             return 200, "application/json", json.dumps({"translatedText": fake_translation(text, src, dst)},
                                                        ensure_ascii=False)
+        if path == "/get" and method == "GET":
+            if not text or src not in self.languages or dst not in self.languages:
+                return 400, "application/json", json.dumps({"responseStatus": 400})
+            answer = {"responseData": {"translatedText": fake_translation(text, src, dst), "match": 1},
+                      "responseStatus": 200, "matches": []}
+            return 200, "application/json", json.dumps(answer, ensure_ascii=False)
         if path == "/m" and method == "GET":
             if not text:
                 return 400, "text/html", "<html><body>no text</body></html>"
