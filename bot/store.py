@@ -664,6 +664,13 @@ class Store:
         yield from self.conn.execute(
             "SELECT item_id, story_id, t, fp FROM story_items WHERE t >= ? ORDER BY t", (t_min,))
 
+    def indexed_times(self, item_ids: list[int]) -> dict[int, int]:
+        """{item_id: t} of indexed items."""
+        if not item_ids:
+            return {}
+        marks = ",".join("?" * len(item_ids))
+        return dict(self.conn.execute(f"SELECT item_id, t FROM story_items WHERE item_id IN ({marks})", item_ids))
+
     def newest_indexed_time(self) -> int | None:
         return self.conn.execute("SELECT max(t) FROM story_items").fetchone()[0]
 

@@ -1,0 +1,858 @@
+"""One event, one story: near-duplicate and cross-language clustering.
+
+Every stored item is assigned to a story (:meth:`StoryIndex.assign`). An item
+joins the most similar story seen within ``[stories] window_hours`` of its
+time, when the similarity clears :data:`JOIN_THRESHOLD`; otherwise it starts a
+story of its own. Stories never merge and items never move: an alert already
+sent for a story stays true.
+
+What is compared (:func:`fingerprint`, :func:`similarity`)
+    *Text*: the item's normalised content tokens (``bot.language.tokens``,
+    stop words removed), compared between items of one language, and the
+    English tokens of an item (its own, or those of its English translation
+    when the translator has one) compared across languages.
+
+    *Anchors*, the language-independent fingerprint: names transliterated to
+    one Latin key (``bot.language.name_key``: Almaty = Алматы = Алматыда ->
+    ``almat``), numbers (``1,500`` = ``1 500`` = ``1.5 thousand`` -> ``1500``),
+    calendar dates (5 January = 5 января = 5 қаңтар -> ``d:01-05``), the
+    concept ids of the topic rules (``bot.match.Matcher.concepts``) and a small
+    built-in lexicon of event words and names that do not transliterate
+    (curfew = комендантский час = коменданттық сағат -> ``e:curfew``; CSTO =
+    ОДКБ = ҰҚШҰ -> ``e:csto``).
+
+    Every key is weighted by its rarity among the items of the window (an
+    inverse document frequency kept in memory and rebuilt from the index on
+    start), so "Kazakhstan" counts for little and "Zhanaozen" for a lot.
+
+The score of an item against a story is its best score against the story's
+members retrieved from the index. Within one language it is the better of the
+text score and the mean of text and anchors; across languages the anchor score,
+or with translations the better of that and the translated text score. Two
+penalties keep different events on the same topic and day apart: different
+event words (a curfew vs deaths) and different non-year numbers.
+
+Cost stays flat as the store grows: candidates come from an index, never a
+scan. ``story_keys`` holds one row per (key, item) for the anchors and for
+MinHash LSH bands of the token sets, with the item's time; a lookup reads the
+most recent rows of at most :data:`MAX_QUERY_KEYS` keys inside the window, and
+at most :data:`MAX_CANDIDATES` candidate items are scored. Rows older than the
+window are deleted as the window slides.
+
+Alert rule (:func:`grew_materially`): a reader gets one alert when a story
+first matches, and one update at most, when the story has grown materially:
+it is now reported in a language it was not reported in before, or by at least
+``max(2, half the sources alerted)`` more distinct sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Iterable
+
+from . import language
+from .models import LANGS, Item, from_iso
+
+log = logging.getLogger(__name__)
+
+# -- tuning ---------------------------------------------------------------------
+JOIN_THRESHOLD = 0.30  # best score needed to join an existing story
+MIN_SHARED_ANCHORS = 2  # across languages without translation: shared anchors needed
+EVENT_CONFLICT = 0.55  # factor when both name events and they share none
+NUMBER_CONFLICT = 0.8  # factor when both carry numbers and share none
+TIME_GRACE_HOURS = 12  # items further apart than this need more in common
+TIME_HALF_HOURS = 48
+MAX_QUERY_KEYS = 10  # rarest anchors looked up per item
+POSTINGS_PER_KEY = 40  # most recent index rows read per key
+MAX_CANDIDATES = 24  # candidate items scored per item
+MINHASH_PERMS = 24
+LSH_ROWS = 2  # rows per band: 12 bands of 2 rows
+NAME_KEY_CHARS = 6  # name keys are cut to this many letters (crude cross-language stemming)
+GROWTH_WINDOW = timedelta(hours=1)
+
+_HASH_PRIME = (1 << 61) - 1
+
+
+# -- lexicons (written for this module) --------------------------------------------
+
+STOPWORDS: dict[str, frozenset[str]] = {
+    "en": frozenset("""
+        a an the and or but if of in on at to for from by with without about into onto over under after
+        before during since until than then as is are was were be been being has have had do does did
+        will would shall should can could may might must not no nor so such this that these those it its
+        they them their he she his her we our you your i me my who whom whose which what when where why
+        how all any both each few more most other some own same very just also only up down out off
+        again further once here there said says say told according amid among against while via per new
+        latest update report reports reported news today yesterday week year years day days month
+        """.split()),
+    "ru": frozenset("""
+        и в во не на с со по к ко о об от до за из для что как это при после против также или но уже
+        был была были было быть будет будут его ее её их который которая которые которых которого
+        между над под через без у же ли бы чтобы более менее он она они оно мы вы я ты этот эта эти
+        того тем том этом этого этой того где когда если то так там тут весь все всех всё свой своих
+        своей сообщил сообщила сообщили сообщает сообщается заявил заявила заявили говорится
+        отметил отметила словам данным году года годы день дня неделе среду четверг пятницу
+        понедельник вторник субботу воскресенье сегодня вчера новости около ранее пока еще ещё
+        """.split()),
+    "kk": frozenset("""
+        және мен бен пен да де та те ғана үшін туралы бойынша деп деді деген болды болып болса
+        болатын жылы осы сол бұл ол олар біз сіз бар жоқ бойы кезде тағы арқылы дейін кейін жатыр
+        еді екен емес сияқты немесе бірақ дегенмен ал әрі оның олардың соң қатысты хабарлады
+        мәлім мәлімдеді айтты атап өтті жылғы күні бүгін кеше аптада сәрсенбі бейсенбі жұма дүйсенбі
+        сейсенбі сенбі жексенбі шамамен қазір әлі тағы
+        """.split()),
+}
+
+# concept -> words in any of the three languages. "word*" is a prefix of a word
+# (compared lower-case, ё as е), anything else is the whole word. Event words
+# first, then names whose spellings do not transliterate into each other.
+LEXICON: dict[str, tuple[str, ...]] = {
+    "curfew": ("curfew*", "комендантск*", "комендантт*"),
+    "emergency": ("emergency", "чрезвычайн*", "чп", "төтенше*"),
+    "death": ("killed", "kill", "dead", "death*", "died", "dies", "die", "toll", "fatalit*", "bodies", "body",
+              "погиб*", "гибел*", "смерт*", "жертв*", "убит*", "скончал*", "умер*", "тел",
+              "қаза", "қайтыс", "мерт*", "өлі*", "құрбан*"),
+    "injury": ("injur*", "wounded", "hurt", "hospitalis*", "hospitaliz*", "ранен*", "пострадав*",
+               "травм*", "госпитализ*", "жарақат*", "жаралан*", "зардап*"),
+    "arrest": ("arrest*", "detain*", "detention", "custody", "задерж*", "арест*", "ұстал*", "ұстад*",
+               "қамау*", "қамал*", "қамауға"),
+    "protest": ("protest*", "rally", "rallies", "demonstrat*", "unrest", "riot*", "протест*", "митинг*",
+                "демонстрац*", "беспорядк*", "наразылы*", "шеру*", "тәртіпсіздік*"),
+    "troops": ("troop*", "soldier*", "peacekeep*", "deploy*", "military", "army", "войск*", "военн*",
+               "миротвор*", "контингент*", "военнослужащ*", "әскер*", "бітімгер*", "контингент"),
+    "withdrawal": ("withdraw*", "pullout", "вывод*", "выведут", "шығар*", "әкет*"),
+    "internet": ("internet", "online", "connectivity", "mobile", "messenger*", "интернет*", "мессендж*",
+                 "связь", "связи", "байланыс*"),
+    "fire": ("fire", "fires", "blaze", "wildfire*", "burn*", "пожар*", "возгоран*", "горел*", "сгорел*",
+             "өрт*", "жанып", "өртен*"),
+    "flood": ("flood*", "inundat*", "паводк*", "наводнен*", "подтоп*", "тасқын*", "су басқан", "суға"),
+    "quake": ("earthquake*", "quake*", "tremor*", "seismic", "землетрясен*", "толчк*", "сейсм*",
+              "сілкініс*", "жерсілкініс*"),
+    "explosion": ("explosion*", "explod*", "blast*", "взрыв*", "взорв*", "жарылыс*", "жарыл*"),
+    "election": ("election*", "elect*", "vote*", "voting", "ballot*", "referendum*", "выбор*", "голосован*",
+                 "избира*", "референдум*", "сайлау*", "дауыс*", "референдум"),
+    "court": ("court*", "sentenc*", "trial", "verdict*", "judge*", "convict*", "prison*", "jail*",
+              "суд", "суда", "суде", "судом", "приговор*", "осужд*", "тюрьм*", "колони*",
+              "сот", "сотта", "соты", "сотқа", "үкім*", "түрме*", "бас бостандығынан"),
+    "resign": ("resign*", "dismiss*", "sacked", "fired", "отставк*", "уволен*", "освобожд*", "отставка*",
+               "отставкаға", "қызметінен", "босатыл*"),
+    "appoint": ("appoint*", "назнач*", "тағайында*"),
+    "price": ("price*", "tariff*", "inflation", "cost*", "цен", "цена", "цены", "ценам", "ценах", "ценой",
+              "подорож*", "тариф*", "инфляц*", "баға*", "бағас*", "қымбатта*", "инфляция*"),
+    "fuel": ("fuel", "gas", "lpg", "petrol", "gasoline", "diesel", "газ", "газа", "газу", "газом",
+             "топлив*", "бензин*", "дизел*", "сжиженн*", "жанармай*", "газға", "газды"),
+    "interest-rate": ("rate", "rates", "ставк*", "мөлшерлеме*"),
+    "currency": ("tenge", "dollar*", "exchange", "devaluat*", "тенге", "доллар*", "курс*", "девальвац*",
+                 "теңге*", "бағам*"),
+    "road-crash": ("crash*", "collision*", "collided", "accident*", "авари*", "дтп", "столкнов*",
+                   "столкнул*", "апат*", "жол-көлік", "соқтығыс*"),
+    "aviation": ("plane*", "aircraft", "airliner*", "flight*", "airport*", "airline*", "самолет*", "рейс*",
+                 "аэропорт*", "авиакомпан*", "ұшақ*", "әуежай*", "әуе", "рейс"),
+    "rail": ("train*", "rail*", "railway*", "derail*", "поезд*", "железнодорож*", "вагон*", "пойыз*",
+             "теміржол*", "вагон"),
+    "strike": ("strike*", "walkout*", "забастов*", "ереуіл*"),
+    "sanctions": ("sanction*", "санкци*", "санкция*"),
+    "talks": ("talks", "visit*", "summit*", "meeting*", "met", "визит*", "встреч*", "переговор*", "саммит*",
+              "сапар*", "кездес*", "келіссөз*", "саммит"),
+    "law": ("law*", "bill", "amendment*", "decree*", "signed", "sign*", "закон*", "поправк*", "указ*",
+            "подписал*", "заң*", "түзету*", "жарлық*", "қол қой*", "қол қойды"),
+    "weather": ("snow*", "storm*", "blizzard*", "frost*", "heatwave", "heat", "снег*", "снеж*", "бур*",
+                "метел*", "мороз*", "жар", "жара", "буран*", "қар", "қарлы", "боран*", "аяз*", "ыстық*",
+                "дауыл*"),
+    "school": ("school*", "pupil*", "student*", "universit*", "школ*", "учени*", "студент*", "вуз*",
+               "мектеп*", "оқушы*", "студент*", "университет*"),
+    "health": ("hospital*", "virus*", "outbreak*", "vaccin*", "epidemic*", "measles", "flu", "больниц*",
+               "вирус*", "вспышк*", "вакцин*", "эпидеми*", "корь", "грипп*", "аурухана*", "вирус*",
+               "індет*", "вакцина*", "қызылша*", "тұмау*"),
+    "oil": ("oil", "pipeline*", "refiner*", "нефт*", "нефтепровод*", "нпз", "мұнай*", "құбыр*"),
+    "water": ("water", "drought*", "dam", "reservoir*", "вода", "воды", "воду", "водой", "засух*",
+              "плотин*", "водохранилищ*", "су", "суы", "суды", "құрғақшылық*", "бөген*", "су қоймасы"),
+    "attack": ("attack*", "terror*", "shooting", "shot", "gunm*", "нападен*", "напал*", "теракт*",
+               "террор*", "стрельб*", "шабуыл*", "террор*", "атыс*"),
+    "evacuation": ("evacuat*", "эвакуац*", "эвакуир*", "эвакуация*", "көшіріл*"),
+    "mine": ("mine", "mines", "miner*", "coal", "шахт*", "горняк*", "угол", "угл*", "шахта*", "кенші*",
+             "көмір*"),
+    "border": ("border*", "checkpoint*", "границ*", "пограничн*", "кпп", "шекара*", "бекет*"),
+    "budget": ("budget*", "gdp", "бюджет*", "ввп", "ішкі жалпы", "іжө"),
+    "corruption": ("brib*", "corrupt*", "embezzl*", "взятк*", "коррупц*", "хищен*", "пара", "параны",
+                   "сыбайлас*", "жемқор*"),
+    "drugs": ("drug*", "narcotic*", "наркот*", "есірткі*"),
+    "hostage": ("hostage*", "kidnap*", "заложник*", "похищ*", "кепіл*", "ұрла*"),
+    "ban": ("ban", "bans", "banned", "prohibit*", "запрет*", "запрещ*", "тыйым*"),
+    "blackout": ("blackout*", "outage*", "power cut", "electricity", "отключен*", "электроэнерг*",
+                 "электричеств*", "свет", "электр*", "жарық*", "өшір*"),
+    "shutdown": ("cut", "cuts", "shut*", "blocked", "block*", "closed", "closure", "suspend*", "halt*",
+                 "seiz*", "отключ*", "заблокир*", "блокир*", "закры*", "приостанов*", "захват*", "прекращ*",
+                 "өшір*", "бұғатта*", "жабыл*", "тоқтат*", "тоқтады", "басып ал*"),
+    "restore": ("restor*", "resum*", "reopen*", "regain*", "retak*", "back", "восстанов*", "возобнов*",
+                "вновь", "снова", "вернул*", "возвращ*", "қалпына", "қайта", "жаңғырт*"),
+    "heating": ("heating", "boiler*", "cogeneration", "chp", "отоплен*", "котельн*", "тэц",
+                "жылу*", "жылыту*", "қазандық*", "жэо"),
+    # names and abbreviations that do not transliterate into each other
+    "csto": ("csto", "одкб", "ұқшұ", "ұқшұ-ның"),
+    "eaeu": ("eaeu", "eeu", "еаэс", "еаэо"),
+    "un": ("un", "uno", "оон", "бұұ"),
+    "eu": ("eu", "ес", "ео"),
+    "sco": ("sco", "шос", "шыұ"),
+    "cis": ("cis", "снг", "тмд"),
+    "nato": ("nato", "нато"),
+    "imf": ("imf", "мвф", "хвқ"),
+    "knb": ("knb", "кнб", "ұқк"),
+    "interior-ministry": ("mvd", "мвд", "іім", "interior ministry", "ішкі істер"),
+    "russia": ("russia", "russian", "russians", "россия", "россии", "россию", "российск*", "ресей*",
+               "moscow", "москва", "москве", "москвы", "мәскеу*"),
+    "china": ("china", "chinese", "beijing", "китай", "китая", "китае", "китайск*", "пекин*", "қытай*",
+              "бейжің*"),
+    "usa": ("us", "usa", "american*", "washington", "сша", "американ*", "вашингтон*", "ақш", "америка*"),
+    "kyrgyzstan": ("kyrgyz*", "киргиз*", "кыргыз*", "қырғыз*", "bishkek", "бишкек*", "бішкек*"),
+    "uzbekistan": ("uzbek*", "узбек*", "өзбек*", "tashkent", "ташкент*"),
+    "tajikistan": ("tajik*", "таджик*", "тәжік*", "dushanbe", "душанбе"),
+    "turkey": ("turkey", "turkish", "ankara", "турци*", "турецк*", "анкар*", "түркия*", "түрік*"),
+    "germany": ("germany", "german", "berlin", "германи*", "немецк*", "берлин*", "германия*", "неміс*"),
+    "kazakhstan": ("kazakhstan*", "kazakh", "kazakhs", "казахстан*", "казах*", "қазақстан*", "қазақ*"),
+    "akorda": ("akorda", "акорда*", "ақорда*"),
+    "parliament": ("parliament*", "mazhilis", "majilis", "senate", "lawmaker*", "deput*", "парламент*",
+                   "мажилис*", "сенат*", "депутат*", "мәжіліс*", "сенат*", "депутат*"),
+    "president": ("president*", "президент*", "президенті*"),
+    "government": ("government*", "cabinet", "minist*", "правительств*", "кабмин*", "министр*",
+                   "министерств*", "үкімет*", "министр*", "министрлі*"),
+    "police": ("police*", "policem*", "officer*", "полиц*", "полицей*", "силовик*", "полиция*",
+               "құқық қорғау*"),
+}
+
+# month names: en / ru / kk -> month number
+_MONTH_NAMES = (
+    "january jan январ* қаңтар*", "february feb феврал* ақпан*", "march mar март* наурыз*",
+    "april apr апрел* сәуір*", "may мая май мамыр*", "june jun июн* маусым*", "july jul июл* шілде*",
+    "august aug август* тамыз*", "september sep sept сентябр* қыркүйек*",
+    "october oct октябр* қазан қазанда қазанның", "november nov ноябр* қараша*",
+    "december dec декабр* желтоқсан*",
+)
+
+_SCALES = {"thousand": 1e3, "thousands": 1e3, "тыс": 1e3, "тысяч": 1e3, "тысячи": 1e3, "тысяча": 1e3,
+           "мың": 1e3, "million": 1e6, "millions": 1e6, "млн": 1e6, "миллион": 1e6, "миллиона": 1e6,
+           "миллионов": 1e6, "billion": 1e9, "млрд": 1e9, "миллиард": 1e9, "миллиарда": 1e9,
+           "миллиардов": 1e9}
+
+
+def _compile_lexicon(table: dict[str, tuple[str, ...]]):
+    exact: dict[str, str] = {}
+    prefixes: dict[str, list[tuple[str, str]]] = {}
+    phrases: list[tuple[tuple[str, ...], str]] = []
+    for concept, words in table.items():
+        for w in words:
+            w = w.lower().replace("ё", "е")
+            if " " in w:
+                phrases.append((tuple(w.rstrip("*").split()), concept))
+            elif w.endswith("*"):
+                p = w[:-1]
+                prefixes.setdefault(p[:2], []).append((p, concept))
+            else:
+                exact.setdefault(w, concept)
+    return exact, prefixes, phrases
+
+
+_LEX_EXACT, _LEX_PREFIX, _LEX_PHRASES = _compile_lexicon(LEXICON)
+_MONTH_EXACT, _MONTH_PREFIX, _ = _compile_lexicon({str(n): tuple(forms.split())
+                                                    for n, forms in enumerate(_MONTH_NAMES, start=1)})
+
+
+@lru_cache(maxsize=100_000)
+def _lexicon_concept(word: str) -> str | None:
+    """The lexicon concept of one lower-case word, or None."""
+    hit = _LEX_EXACT.get(word)
+    if hit:
+        return hit
+    best = None
+    for p, concept in _LEX_PREFIX.get(word[:2], ()):
+        if word.startswith(p) and (best is None or len(p) > len(best[0])):
+            best = (p, concept)
+    return best[1] if best else None
+
+
+@lru_cache(maxsize=10_000)
+def _month(word: str) -> int | None:
+    hit = _MONTH_EXACT.get(word)
+    if hit:
+        return int(hit)
+    for p, n in _MONTH_PREFIX.get(word[:2], ()):
+        if word.startswith(p):
+            return int(n)
+    return None
+
+
+# -- fingerprints -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What one item is compared by. Keys are strings; see the module docstring."""
+
+    lang: str
+    tokens: frozenset[str]  # content tokens in the item's language
+    en_tokens: frozenset[str]  # English tokens: its own (en) or its translation's; may be empty
+    anchors: frozenset[str]  # "n:" names, "#:" numbers, "y:" years, "h:" clock times, "d:" dates,
+    #                          "c:" concepts, "e:" lexicon
+    translated: bool = False  # en_tokens come from a translation
+
+    @property
+    def events(self) -> frozenset[str]:
+        return frozenset(a for a in self.anchors if a.startswith("e:") and a[2:] in _EVENT_CONCEPTS)
+
+    @property
+    def numbers(self) -> frozenset[str]:
+        return frozenset(a for a in self.anchors if a.startswith("#:"))
+
+
+_EVENT_CONCEPTS = frozenset(list(LEXICON)[:list(LEXICON).index("csto")])
+_WORD = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
+_NUMBER = re.compile(r"\d+(?:[.,\u00a0\u202f ]\d+)*")
+_CLOCK = re.compile(r"\b([01]?\d|2[0-3])[:.]([0-5]\d)\b(?:\s*([ap])\.?m\b)?|\b(1[0-2]|[1-9])\s*([ap])\.?m\b",
+                    re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?…:;]\s*$")
+_TITLE_CASE_SHARE = 0.6
+
+
+def _is_stop(word: str, lang: str) -> bool:
+    return word in STOPWORDS.get(lang, ()) or word in STOPWORDS["en"] and lang != "en" and word.isascii()
+
+
+def _numbers(text: str) -> list[tuple[int, int, str, str]]:
+    """(start, end, normalised value, kind) of every number; kind "#", "y" (a year) or "h" (a clock time)."""
+    out = []
+    clocks = []
+    for m in _CLOCK.finditer(text):
+        hour = int(m.group(1) or m.group(4))
+        minute = int(m.group(2) or 0)
+        half = (m.group(3) or m.group(5) or "").lower()
+        if half == "p" and hour < 12:
+            hour += 12
+        elif half == "a" and hour == 12:
+            hour = 0
+        clocks.append((m.start(), m.end()))
+        out.append((m.start(), m.end(), f"{hour:02d}:{minute:02d}", "h"))
+    for m in _NUMBER.finditer(text):
+        if any(s <= m.start() < e for s, e in clocks):
+            continue
+        raw = m.group(0)
+        parts = re.split(r"[.,\u00a0\u202f ]", raw)
+        if len(parts) > 1 and all(len(p) == 3 for p in parts[1:]) and not (len(parts) == 2 and "," in raw
+                                                                           and raw.count(",") == 1
+                                                                           and len(parts[0]) > 3):
+            value = float("".join(parts))  # thousands separators: 1,500 / 1 500 / 1.500
+        elif len(parts) == 2:
+            value = float(f"{parts[0]}.{parts[1]}")  # a decimal: 2.5 / 2,5
+        else:
+            # "12 15" (two numbers side by side) or something odd: keep the first one
+            value = float(parts[0])
+            raw = parts[0]
+        after = text[m.end():m.end() + 12].lower().lstrip()
+        scale_word = re.match(r"[^\W\d_]+", after)
+        if scale_word and scale_word.group(0) in _SCALES:
+            value *= _SCALES[scale_word.group(0)]
+        kind = "y" if value.is_integer() and 1900 <= value <= 2100 and len(raw) == 4 else "#"
+        norm = str(int(value)) if value.is_integer() else f"{value:g}"
+        out.append((m.start(), m.end(), norm, kind))
+    return out
+
+
+@lru_cache(maxsize=200_000)
+def _name_anchor(word: str, lang: str) -> str:
+    key = language.name_key(word, lang if lang in ("ru", "kk") else None)
+    return "n:" + key[:NAME_KEY_CHARS]
+
+
+def _segments(title: str, summary: str) -> list[str]:
+    return [s for s in (title, summary) if s and s.strip()]
+
+
+def _title_case(text: str) -> bool:
+    words = [w for w in _WORD.findall(text) if len(w) >= 4 and w[0].isalpha()]
+    if len(words) < 3:
+        return False
+    return sum(1 for w in words if w[0].isupper()) / len(words) >= _TITLE_CASE_SHARE
+
+
+def fingerprint(title: str, summary: str, lang: str, concepts: Iterable[str] = (),
+                translation: str | None = None) -> Fingerprint:
+    """The fingerprint of one item (pure; cached word by word)."""
+    if lang not in LANGS:
+        raise ValueError(f"stories: lang must be one of {', '.join(LANGS)}, not {lang!r}")
+    tokens: set[str] = set()
+    anchors: set[str] = {"c:" + c for c in concepts if c}
+    for seg_index, seg in enumerate(_segments(title, summary)):
+        # numbers and dates first, so that a date's day is not also a number
+        nums = _numbers(seg)
+        used_days: set[int] = set()
+        words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(seg)]
+        for i, (s, e, w) in enumerate(words):
+            month = _month(w.lower()) if w[:1].isalpha() else None
+            if month is None:
+                continue
+            for j in (i - 1, i + 1):
+                if 0 <= j < len(words) and words[j][2].isdigit() and 1 <= int(words[j][2]) <= 31:
+                    anchors.add(f"d:{month:02d}-{int(words[j][2]):02d}")
+                    used_days.add(words[j][0])
+                    break
+        for s, e, norm, kind in nums:
+            if s in used_days:
+                continue
+            anchors.add(f"{kind}:{norm}")
+        title_case = seg_index == 0 and lang == "en" and _title_case(seg)
+        sentence_start = True
+        prev_end = 0
+        lowered_words = [w.lower().replace("ё", "е") for _, _, w in words]
+        for i, ((s, e, w), low) in enumerate(zip(words, lowered_words)):
+            if i and _SENTENCE_END.search(seg[prev_end:s]):
+                sentence_start = True
+            prev_end = e
+            initial, sentence_start = sentence_start, False
+            if w[0].isdigit():
+                continue
+            concept = _lexicon_concept(low)
+            if concept is None and "-" in low:
+                concept = _lexicon_concept(low.split("-")[0])
+            if concept:
+                anchors.add("e:" + concept)
+            stop = _is_stop(low, lang)
+            if not stop and len(low) > 1:
+                for part in low.split("-"):
+                    if part and not _is_stop(part, lang):
+                        tokens.add(language.word_token(part, lang))
+            # names: capitalised words (not a sentence's first word, nor in a Title Case
+            # English headline) and acronyms
+            if stop or concept or _month(low) is not None:
+                continue
+            acronym = len(w) >= 2 and w.isupper()
+            capital = w[0].isupper() and not initial and not title_case
+            if acronym or capital or (initial and w[0].isupper() and lang != "en" and len(w) >= 4):
+                for part in w.split("-"):
+                    if len(part) >= 2:
+                        anchors.add(_name_anchor(part, lang))
+        for i in range(len(lowered_words) - 1):
+            pair = (lowered_words[i], lowered_words[i + 1])
+            for phrase, concept in _LEX_PHRASES:
+                if len(phrase) == 2 and pair[0] == phrase[0] and pair[1].startswith(phrase[1]):
+                    anchors.add("e:" + concept)
+    en_tokens: frozenset[str] = frozenset()
+    translated = False
+    if lang == "en":
+        en_tokens = frozenset(tokens)
+    elif translation and translation.strip():
+        en_tokens = frozenset(
+            language.word_token(w, "en") for w in language.words(translation)
+            if not _is_stop(w.lower(), "en") and len(w) > 1)
+        translated = True
+        # a translation also carries names, numbers and event words in English
+        tfp = fingerprint(translation, "", "en")
+        anchors |= {a for a in tfp.anchors if a[0] in "#ydech"}
+    return Fingerprint(lang=lang, tokens=frozenset(tokens), en_tokens=en_tokens,
+                       anchors=frozenset(anchors), translated=translated)
+
+
+# -- similarity ---------------------------------------------------------------------
+
+
+class Weights:
+    """Inverse document frequencies of keys over the items of the window (in memory).
+
+    Counts are kept per day of item time; days older than the window are
+    dropped as the newest time moves on.
+    """
+
+    def __init__(self, window_hours: float):
+        self.window_days = max(1, math.ceil(window_hours / 24)) + 1
+        self.days: dict[int, Counter] = {}
+        self.day_items: Counter = Counter()
+        self.total: Counter = Counter()
+        self.items = 0
+        self.newest_day: int | None = None
+
+    def add(self, keys: Iterable[str], day: int) -> None:
+        keys = list(keys)
+        if self.newest_day is not None and day < self.newest_day - self.window_days:
+            return  # older than anything the window still counts
+        self.days.setdefault(day, Counter()).update(keys)
+        self.total.update(keys)
+        self.day_items[day] += 1
+        self.items += 1
+        if self.newest_day is None or day > self.newest_day:
+            self.newest_day = day
+            for old in [d for d in self.days if d < day - self.window_days]:
+                self.total.subtract(self.days.pop(old))
+                self.items -= self.day_items.pop(old)
+                for k in [k for k, v in self.total.items() if v <= 0]:
+                    del self.total[k]
+
+    def __call__(self, key: str) -> float:
+        df = self.total.get(key, 0)
+        idf = math.log((self.items + 5) / (df + 1))
+        base = _BASE_WEIGHT.get(key[:2], 1.0)
+        return base * max(idf, 0.1)
+
+
+_BASE_WEIGHT = {"y:": 0.3, "c:": 1.0, "e:": 0.6, "n:": 1.0, "#:": 1.2, "d:": 1.0, "h:": 0.8}
+
+
+def _overlap(a: frozenset[str], b: frozenset[str], w, prefix: str = "") -> tuple[float, int]:
+    """(weighted cosine of two key sets, shared keys)."""
+    if not a or not b:
+        return 0.0, 0
+    shared = a & b
+    if not shared:
+        return 0.0, 0
+    wa = sum(w(prefix + k) for k in a)
+    wb = sum(w(prefix + k) for k in b)
+    ws = sum(w(prefix + k) for k in shared)
+    return ws / math.sqrt(wa * wb), len(shared)
+
+
+def time_factor(hours_apart: float) -> float:
+    """1 within :data:`TIME_GRACE_HOURS`, then falling slowly (half at two days more)."""
+    gap = abs(hours_apart) - TIME_GRACE_HOURS
+    return 1.0 if gap <= 0 else 1.0 / (1.0 + gap / TIME_HALF_HOURS)
+
+
+def similarity(a: Fingerprint, b: Fingerprint, w=None) -> float:
+    """How surely two items report the same event, 0..1 (see the module docstring)."""
+    w = w or (lambda key: 1.0)
+    anchor, shared = _overlap(a.anchors, b.anchors, w)
+    if a.lang == b.lang:
+        text, _ = _overlap(a.tokens, b.tokens, w, a.lang + ":")
+        score = max(text, (text + anchor) / 2)
+    else:
+        score = anchor if shared >= MIN_SHARED_ANCHORS else 0.0
+        if a.en_tokens and b.en_tokens:
+            text, _ = _overlap(a.en_tokens, b.en_tokens, w, "en:")
+            score = max(score, (text + anchor) / 2, text * 0.9)
+    ea, eb = a.events, b.events
+    if ea and eb:
+        # the share of the smaller event set that the other one names too
+        agree = len(ea & eb) / min(len(ea), len(eb))
+        score *= EVENT_CONFLICT + (1 - EVENT_CONFLICT) * agree
+    na, nb = a.numbers, b.numbers
+    if na and nb and not na & nb:
+        score *= NUMBER_CONFLICT
+    return score
+
+
+# -- MinHash LSH --------------------------------------------------------------------
+
+_PERMS = [((i * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % _HASH_PRIME | 1,
+           (i * 0xC2B2AE3D27D4EB4F + 0x165667B19E3779F9) % _HASH_PRIME) for i in range(1, MINHASH_PERMS + 1)]
+
+
+@lru_cache(maxsize=400_000)
+def _h64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                          "big", signed=True)
+
+
+def minhash(tokens: Iterable[str]) -> list[int]:
+    hs = [_h64(t) & 0xFFFFFFFFFFFFFFF for t in tokens]
+    if not hs:
+        return []
+    return [min((a * h + b) % _HASH_PRIME for h in hs) for a, b in _PERMS]
+
+
+def band_keys(space: str, tokens: frozenset[str]) -> list[str]:
+    """LSH band keys of a token set (empty for sets too small to be worth it)."""
+    if len(tokens) < 3:
+        return []
+    sig = minhash(sorted(tokens))
+    return [f"b|{space}|{i}|" + ",".join(map(str, sig[i:i + LSH_ROWS]))
+            for i in range(0, len(sig), LSH_ROWS)]
+
+
+# -- snapshots and the alert rule -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StorySnapshot:
+    """What a reader was alerted of: a story's languages and distinct sources then."""
+
+    langs: frozenset[str]
+    sources: int
+    items: int = 0
+
+
+def grew_materially(old: StorySnapshot | None = None, new: StorySnapshot | None = None, *,
+                    old_langs: Iterable[str] | None = None, old_sources: int | None = None,
+                    new_langs: Iterable[str] | None = None, new_sources: int | None = None) -> bool:
+    """True when a story deserves one update alert after ``old``.
+
+    The rule: a language the story was not reported in before, or at least
+    ``max(2, ceil(old sources / 2))`` more distinct sources. Pass two
+    snapshots, or the four keyword values.
+    """
+    if old is None:
+        if old_langs is None or old_sources is None:
+            raise ValueError("grew_materially: pass old and new snapshots, or old_langs/old_sources")
+        old = StorySnapshot(frozenset(old_langs), int(old_sources))
+    if new is None:
+        if new_langs is None or new_sources is None:
+            raise ValueError("grew_materially: pass old and new snapshots, or new_langs/new_sources")
+        new = StorySnapshot(frozenset(new_langs), int(new_sources))
+    if set(new.langs) - set(old.langs):
+        return True
+    return new.sources - old.sources >= max(2, math.ceil(old.sources / 2))
+
+
+# -- reading a story ------------------------------------------------------------------
+
+
+@dataclass
+class Headline:
+    text: str
+    lang: str  # the language of the text
+    source_lang: str  # the language of the report it comes from
+    translated: bool
+    item_id: int | None = None
+
+
+@dataclass
+class StoryItem:
+    id: int
+    feed: str
+    lang: str
+    title: str
+    url: str | None
+    published: datetime | None
+    fetched: datetime
+
+
+@dataclass
+class Story:
+    id: int
+    items: list[StoryItem]
+    sources: list[str]  # feed names, first reporter first
+    langs: list[str]
+    first_seen: datetime
+    last_seen: datetime
+    headlines: dict[str, Headline]  # per reader language, where one is known
+    growth: int  # items fetched in the last hour
+
+    def headline(self, lang: str) -> Headline:
+        """The best headline for a reader of ``lang``: a source in that language, else a
+        translation into it, else the first report's own title."""
+        if lang in self.headlines:
+            return self.headlines[lang]
+        first = self.items[0] if self.items else None
+        if first is None:
+            return Headline(text="", lang=lang, source_lang=lang, translated=False)
+        return Headline(text=first.title, lang=first.lang, source_lang=first.lang, translated=False,
+                        item_id=first.id)
+
+    def snapshot(self) -> StorySnapshot:
+        return StorySnapshot(frozenset(self.langs), len(self.sources), len(self.items))
+
+
+@dataclass
+class Assignment:
+    story_id: int
+    is_new: bool
+    size: int  # items in the story, this one included
+    score: float = 1.0  # similarity to the story it joined (1.0 for a new story)
+
+
+# -- the index -------------------------------------------------------------------------
+
+
+def _epoch(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(dt.timestamp())
+
+
+def item_time(item: Item) -> datetime:
+    """When an item happened, for the window: published, unless missing or after it was fetched."""
+    if item.published is not None and item.published <= item.fetched + timedelta(hours=1):
+        return item.published
+    return item.fetched
+
+
+class StoryIndex:
+    """Assigns items to stories through an index in the store (see the module docstring).
+
+    Keep one per process and call it from the store's thread. The key
+    frequencies are held in memory and rebuilt from the index on first use.
+    """
+
+    def __init__(self, store, window_hours: float = 72, *, cache_size: int = 20_000):
+        if not window_hours or window_hours <= 0:
+            raise ValueError(f"stories: window_hours must be positive, not {window_hours!r}")
+        self.store = store
+        self.window = timedelta(hours=window_hours)
+        self.window_s = int(self.window.total_seconds())
+        self.weights = Weights(window_hours)
+        self._cache: OrderedDict[int, tuple[int, Fingerprint]] = OrderedDict()
+        self._cache_size = cache_size
+        self._loaded = False
+        self._assigned = 0
+        self._last_prune = 0
+
+    # -- public -------------------------------------------------------------
+
+    def assign(self, item: Item, concepts: set[str] | Iterable[str] = (), now: datetime | None = None,
+               translation: str | None = None) -> Assignment:
+        """Put a stored item into a story (new or existing); writes items.story_id.
+
+        Idempotent: an item already assigned keeps its story.
+        """
+        if item.id is None:
+            raise ValueError("stories: the item has no id (store it before assigning a story)")
+        now = now or item.fetched
+        self._load()
+        known = self.store.story_of_indexed_item(item.id)
+        if known is not None:
+            return Assignment(story_id=known, is_new=False, size=self.store.story_size(known), score=1.0)
+        fp = fingerprint(item.title, item.summary, item.lang, concepts or (), translation)
+        when = item_time(item)
+        t = _epoch(when)
+        keys = self._index_keys(fp)
+        best_story, best_score = self._best_story(fp, keys, t)
+        conn = self.store.conn
+        own_tx = not conn.in_transaction
+        try:
+            if best_story is None:
+                story_id = self.store.create_story(item, when, translation)
+                size, is_new, score = 1, True, 1.0
+            else:
+                story_id = best_story
+                size = self.store.add_to_story(story_id, item, when, translation)
+                is_new, score = False, best_score
+            self.store.index_story_item(item.id, story_id, t, fp.lang, _pack(fp), [_h64(k) for k in keys])
+            if own_tx:
+                conn.commit()
+        except BaseException:
+            if own_tx:
+                conn.rollback()
+            raise
+        item.story_id = story_id
+        self._remember(item.id, story_id, fp)
+        self.weights.add(self._weight_keys(fp), t // 86400)
+        self._assigned += 1
+        if self._assigned - self._last_prune >= 500:
+            self._last_prune = self._assigned
+            self.store.prune_story_keys(_epoch(now) - 2 * self.window_s)
+        log.debug("story assigned item=%s story=%s new=%s score=%.2f", item.id, story_id, is_new, score)
+        return Assignment(story_id=story_id, is_new=is_new, size=size, score=score)
+
+    def story(self, story_id: int, now: datetime | None = None) -> Story | None:
+        """A story as the renderer needs it, or None when there is no such story.
+
+        ``growth`` counts the items fetched in the hour before ``now`` (default: the clock).
+        """
+        row = self.store.story_row(story_id)
+        if row is None:
+            return None
+        now = now or datetime.now(timezone.utc)
+        members = self.store.story_members([story_id]).get(story_id, [])
+        items = [StoryItem(id=m["item_id"], feed=m["feed_name"], lang=m["lang"], title=m["title"], url=m["url"],
+                           published=from_iso(m["published"]), fetched=from_iso(m["fetched"])) for m in members]
+        headlines = {
+            lang: Headline(text=h["text"], lang=h["lang"], source_lang=h["source_lang"],
+                           translated=bool(h["translated"]), item_id=h.get("item_id"))
+            for lang, h in row["headlines"].items()
+        }
+        return Story(
+            id=story_id, items=items,
+            sources=list(dict.fromkeys([*row["sources"], *(i.feed for i in items)])),
+            langs=list(dict.fromkeys([*row["langs"], *(i.lang for i in items)])),
+            first_seen=from_iso(row["first_seen"]), last_seen=from_iso(row["last_seen"]),
+            headlines=headlines, growth=self.store.story_growth(story_id, now - GROWTH_WINDOW),
+        )
+
+    # -- internals ------------------------------------------------------------
+
+    def _load(self) -> None:
+        """Rebuild the key frequencies from the index rows of the last window."""
+        if self._loaded:
+            return
+        self._loaded = True
+        newest = self.store.newest_indexed_time()
+        if newest is None:
+            return
+        for item_id, story_id, t, packed in self.store.indexed_items_since(newest - self.window_s - 86400):
+            fp = _unpack(packed)
+            self.weights.add(self._weight_keys(fp), t // 86400)
+            self._remember(item_id, story_id, fp)
+
+    @staticmethod
+    def _weight_keys(fp: Fingerprint) -> list[str]:
+        return ([*fp.anchors] + [fp.lang + ":" + k for k in fp.tokens]
+                + ([("en:" + k) for k in fp.en_tokens] if fp.lang != "en" else []))
+
+    def _index_keys(self, fp: Fingerprint) -> list[str]:
+        keys = ["a|" + a for a in fp.anchors if not a.startswith("y:")]
+        keys += band_keys(fp.lang, fp.tokens)
+        if fp.lang != "en" and fp.en_tokens:
+            keys += band_keys("en", fp.en_tokens)
+        return keys
+
+    def _best_story(self, fp: Fingerprint, keys: list[str], t: int) -> tuple[int | None, float]:
+        anchors = sorted((k for k in keys if k.startswith("a|")), key=lambda k: self.weights(k[2:]), reverse=True)
+        bands = [k for k in keys if k.startswith("b|")]
+        query = anchors[:MAX_QUERY_KEYS] + bands
+        if not query:
+            return None, 0.0
+        hits = self.store.story_key_hits([_h64(k) for k in query], t - self.window_s, t + self.window_s,
+                                         POSTINGS_PER_KEY)
+        if not hits:
+            return None, 0.0
+        counts = Counter(hits)
+        top = [i for i, _ in sorted(counts.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:MAX_CANDIDATES]]
+        best: tuple[int | None, float] = (None, 0.0)
+        times = self.store.indexed_times(top)
+        for item_id, (story_id, other) in self._fingerprints(top).items():
+            score = similarity(fp, other, self.weights) * time_factor((t - times.get(item_id, t)) / 3600)
+            if score > best[1]:
+                best = (story_id, score)
+        if best[1] >= JOIN_THRESHOLD:
+            return best
+        return None, best[1]
+
+    def _fingerprints(self, item_ids: list[int]) -> dict[int, tuple[int, Fingerprint]]:
+        out = {}
+        missing = []
+        for i in item_ids:
+            hit = self._cache.get(i)
+            if hit is None:
+                missing.append(i)
+            else:
+                out[i] = hit
+        if missing:
+            for item_id, story_id, packed in self.store.indexed_items(missing):
+                fp = _unpack(packed)
+                out[item_id] = (story_id, fp)
+                self._remember(item_id, story_id, fp)
+        return out
+
+    def _remember(self, item_id: int, story_id: int, fp: Fingerprint) -> None:
+        self._cache[item_id] = (story_id, fp)
+        self._cache.move_to_end(item_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+
+def _pack(fp: Fingerprint) -> str:
+    """A fingerprint as one line of text: lang, flags and three space-separated key lists."""
+    return "\t".join((fp.lang, "t" if fp.translated else "", " ".join(sorted(fp.tokens)),
+                      " ".join(sorted(fp.en_tokens)) if fp.lang != "en" else "", " ".join(sorted(fp.anchors))))
+
+
+def _unpack(text: str) -> Fingerprint:
+    parts = text.split("\t")
+    if len(parts) != 5:
+        raise ValueError(f"stories: damaged fingerprint {text[:60]!r}")
+    lang, flag, tokens, en_tokens, anchors = parts
+    toks = frozenset(tokens.split())
+    return Fingerprint(lang=lang, tokens=toks, en_tokens=toks if lang == "en" else frozenset(en_tokens.split()),
+                       anchors=frozenset(anchors.split()), translated=flag == "t")
