@@ -70,7 +70,8 @@ WORDS = {
         "hot": "Митинг у здания акимата {where}: собравшиеся требуют {what}",
     },
     "kk": {
-        "who": ["Әкімдік", "Көлік министрлігі", "Ұлттық банк", "Қалалық мәслихат", "Фермерлер", "Құрылысшылар",
+        "who": ["Әкімдік", "Көлік министрлігі", "Ұлттық банк", "Қалалық мәслихат", "Фермерлер",
+                "Құрылысшылар",
                 "Мұғалімдер", "Дәрігерлер"],
         "did": ["талқылады", "бекітті", "ұсынды", "аяқтады", "бастады"],
         "what": ["жаңа бюджетті", "жол жөндеуді", "жылу жоспарын", "су тарифін", "мектеп құрылысын",
@@ -118,7 +119,7 @@ def make_feeds(total: int, rng: random.Random) -> dict[str, tuple[str, list[tupl
         w = WORDS[lang]
         while len(items) < per_feed:
             k += 1
-            title = f"{rng.choice(w['who'])} {rng.choice(w['did'])} {rng.choice(w['what'])} {rng.choice(w['where'])}"
+            title = " ".join(rng.choice(w[part]) for part in ("who", "did", "what", "where"))
             items.append((f"{title} #{k}", f"{title}. {k}"))
         rng.shuffle(items)
     return feeds
@@ -171,7 +172,8 @@ class Run:
         if self.translation:
             section = {"target": "en", **self.translation}
         cfg = make_config(self.tmp, storage={"path": str(db)}, topics=[TOPIC],
-                          feeds=[{"url": u, "lang": lang, "name": u.rsplit("/", 1)[-1]} for u, lang in self.feed_urls],
+                          feeds=[{"url": u, "lang": lang, "name": u.rsplit("/", 1)[-1]}
+                                 for u, lang in self.feed_urls],
                           translation=section)
         store = Store(db)
         store.sync_feeds(cfg.feeds)
@@ -222,13 +224,15 @@ async def main(items: int, repeat: int) -> None:
                                       if n.item.lang != "en"], "en")
         base_requests = ts.count()
         base_store.close()
-        print(f"polled items: {polled}, matched: {len(report.matched)}, matched not in English: {len(shown)}, "
+        print(f"polled items: {polled}, matched: {len(report.matched)}, "
+              f"matched not in English: {len(shown)}, "
               f"distinct texts shown: {distinct_shown}, translated: {ok_titles}")
         print(f"1. translator requests per 1,000 polled items: {per_1000:.1f} "
               f"(target <= distinct texts shown per 1,000: {distinct_shown * 1000 / polled:.1f}) "
               f"{'OK' if requests <= distinct_shown else 'OVER'}")
         print(f"   baseline, translate every polled title: {base_requests * 1000 / polled:.1f} per 1,000 "
-              f"-> ratio {requests / max(base_requests, 1):.3f} ({base_requests / max(requests, 1):.1f}x fewer)")
+              f"-> ratio {requests / max(base_requests, 1):.3f} "
+              f"({base_requests / max(requests, 1):.1f}x fewer)")
 
         # -- 2. cache hit rate on a second pass --------------------------------
         hits_before = tr.stats.cache_hits
@@ -252,7 +256,8 @@ async def main(items: int, repeat: int) -> None:
         modes = [("no translator (baseline)", None, None),
                  ("provider ok", "ok", google),
                  ("provider down (503)", "down", google),
-                 ("provider down (closed port)", "ok", {**google, "url": f"http://127.0.0.1:{closed_port()}"}),
+                 ("provider down (closed port)", "ok",
+                  {**google, "url": f"http://127.0.0.1:{closed_port()}"}),
                  ("provider slow (answers after the deadline)", "slow",
                   {**google, "timeout_seconds": 1.0, "budget_seconds": 2.0})]
         ts.delay = 3.0

@@ -380,9 +380,11 @@ class Translator:
         warnings: list[str] = []
         p = self.provider
         if p == "none":
-            return ["translation: provider is none; items are shown in their own language, marked [RU]/[KK]/[EN]"]
+            return ["translation: provider is none; items are shown in their own language, "
+                    "marked [RU]/[KK]/[EN]"]
         if self._missing_key:
-            warnings.append(f"translation: provider {p} needs a key in ${self.cfg.api_key_env}, which is not set; "
+            warnings.append(f"translation: provider {p} needs a key in ${self.cfg.api_key_env}, "
+                            "which is not set; "
                             "nothing is translated (texts are queued until a key is set)")
         if self.cfg.url and p in KEYED:
             warnings.append(f"translation.url is ignored by provider {p}")
@@ -606,7 +608,8 @@ class Translator:
             log.exception("translate_many crashed lang=%s", dst)
         return results
 
-    async def _translate_many(self, texts: list[tuple[str, str]], dst: str, results: list[str | None]) -> None:
+    async def _translate_many(self, texts: list[tuple[str, str]], dst: str,
+                              results: list[str | None]) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.cfg.budget_seconds
         wanted: dict[tuple[str, str], list[int]] = {}  # (src, hash) -> positions
@@ -670,7 +673,28 @@ class Translator:
         if failed:
             self._queue(failed)
 
+    async def warm(self, texts: list[tuple[str, str]], dsts) -> int:
+        """Translate ``(text, src)`` pairs into every language in ``dsts`` (reader languages).
+
+        The languages run side by side under the one budget, so this takes no
+        longer than one :meth:`translate_many`. Returns how many (text, language)
+        translations are now available; the rest are queued. Never raises.
+        """
+        dsts = list(dict.fromkeys(dsts))
+        if not texts or not dsts:
+            return 0
+        outs = await asyncio.gather(*(self.translate_many(texts, dst) for dst in dsts))
+        return sum(1 for out in outs for x in out if x is not None)
+
     def _queue(self, rows: list[tuple[str, str, str, str, str]]) -> None:
+        by_dst: dict[str, list[tuple[str, str]]] = {}
+        for src, dst, h, _, _ in rows:
+            by_dst.setdefault(dst, []).append((src, h))
+        cached = {(dst, *key) for dst, keys in by_dst.items()
+                  for key in self.store.get_translations(self.provider, dst, keys)}
+        rows = [r for r in rows if (r[1], r[0], r[2]) not in cached]  # a late answer got there first
+        if not rows:
+            return
         now = self.now()
         self.store.add_translations_pending(self.provider, rows, next_attempt_at=now, now=now)
         self.stats.queued += len(rows)
@@ -716,10 +740,13 @@ class Translator:
             return 0
         tasks = []
         for r in rows:
-            if not self.supports(r["src"], r["dst"]):
+            if not self.supports(r["src"], r["dst"]):  # e.g. queued under a key-less start, never doable
+                error = f"translate: {self.provider} cannot translate {r['src']}->{r['dst']}"
+                self.store.translation_failed(self.provider, r["src"], r["dst"], r["text_hash"], error, None)
                 continue
-            tasks.append((r, asyncio.create_task(self._translate_text(
-                r["text"], r["src"], r["dst"], deadline, self._late_saver(r["src"], r["dst"], r["text_hash"])))))
+            saver = self._late_saver(r["src"], r["dst"], r["text_hash"])
+            tasks.append((r, asyncio.create_task(
+                self._translate_text(r["text"], r["src"], r["dst"], deadline, saver))))
         if not tasks:
             return 0
         done, not_done = await asyncio.wait([t for _, t in tasks], timeout=max(0.0, deadline - loop.time()))
@@ -747,7 +774,8 @@ class Translator:
             else:
                 log.warning("translation given up lang=%s->%s attempts=%d error=%s",
                             r["src"], r["dst"], attempts, exc)
-            self.store.translation_failed(self.provider, r["src"], r["dst"], r["text_hash"], str(exc)[:300], nxt)
+            self.store.translation_failed(self.provider, r["src"], r["dst"], r["text_hash"],
+                                          str(exc)[:300], nxt)
         self.stats.filled += filled
         if filled:
             log.info("translation pending filled=%d", filled)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from bot.store import Store
-from bot.translate import SIZE_LIMITS, CircuitBreaker, Translator, split_text, text_hash
+from bot.translate import _PENDING_MAX_ATTEMPTS, SIZE_LIMITS, CircuitBreaker, Translator, split_text
 from tests.conftest import make_config
 from tests.translate_server import TranslateServer, fake_translation, translate_server  # noqa: F401
 
@@ -480,3 +480,42 @@ async def test_pipeline_cycle_with_provider_down_loses_nothing(tmp_path, transla
             assert translator.cached(n.item.title, n.item.lang, "en") == fake_translation(
                 n.item.title, n.item.lang, "en")
         store.close()
+
+
+async def test_warm_fills_every_reader_language_once(tmp_path, store, translate_server):
+    t = make_translator(tmp_path, store, translate_server)
+    texts = [(RU[0], "ru"), (KK, "kk"), ("Rally in Almaty", "en"), (RU[0], "ru")]
+    available = await t.warm(texts, ["en", "ru", "kk", "en"])
+    assert available == 12  # 4 texts x 3 languages (same-language ones need no request)
+    distinct_pairs = {(text, src, dst) for text, src in texts for dst in ("en", "ru", "kk") if src != dst}
+    assert translate_server.count() == len(distinct_pairs)
+    for text, src, dst in distinct_pairs:
+        assert t.cached(text, src, dst) == fake_translation(text, src, dst)
+
+
+async def test_pending_text_is_given_up_after_many_failures_but_kept(tmp_path, store, translate_server):
+    now = FakeNow()
+    t = make_translator(tmp_path, store, translate_server, now=now, breaker_failures=1000, attempts=1)
+    translate_server.mode = "down"
+    assert await t.translate(RU[3], "ru", "en") is None
+    rounds = 0
+    while t.pending() and rounds < 50:
+        await t.fill_pending()
+        now.t += timedelta(hours=7)
+        rounds += 1
+    assert t.pending() == 0 and rounds > 3
+    row = store.conn.execute(
+        "SELECT attempts, last_error, next_attempt_at FROM translation_pending").fetchone()
+    assert row[0] == _PENDING_MAX_ATTEMPTS  # tried that often, then kept with its last error
+    assert row[1].startswith("translate: ")
+    assert row[2] is None
+    translate_server.mode = "ok"
+
+
+async def test_translator_never_raises_even_when_the_store_fails(tmp_path, db_path, translate_server):
+    s = Store(db_path)
+    t = make_translator(tmp_path, s, translate_server)
+    s.close()
+    assert await t.translate(RU[0], "ru", "en") is None
+    assert await t.translate_many([(RU[1], "ru"), ("x y", "kk")], "en") == [None, None]
+    assert await t.fill_pending() == 0
