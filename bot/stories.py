@@ -387,6 +387,9 @@ def fingerprint(title: str, summary: str, lang: str, concepts: Iterable[str] = (
         raise ValueError(f"stories: lang must be one of {', '.join(LANGS)}, not {lang!r}")
     tokens: set[str] = set()
     anchors: set[str] = {"c:" + c for c in concepts if c}
+    # in a Title Case English headline every word is capitalised: there a word counts as a
+    # name when the summary writes it capitalised too (or when there is no summary)
+    summary_caps = {w.lower() for w in _WORD.findall(summary or "") if w[:1].isupper()}
     for seg_index, seg in enumerate(_segments(title, summary)):
         # numbers and dates first, so that a date's day is not also a number
         nums = _numbers(seg)
@@ -431,7 +434,8 @@ def fingerprint(title: str, summary: str, lang: str, concepts: Iterable[str] = (
             if stop or concept or _month(low) is not None:
                 continue
             acronym = len(w) >= 2 and w.isupper()
-            capital = w[0].isupper() and not initial and not title_case
+            capital = w[0].isupper() and not initial and (
+                not title_case or not summary_caps or low in summary_caps)
             if acronym or capital or (initial and w[0].isupper() and lang != "en" and len(w) >= 4):
                 for part in w.split("-"):
                     if len(part) >= 2:

@@ -1,0 +1,311 @@
+"""Story clustering: fingerprints, assignment through the index, the story row, the alert rule,
+and quality floors on the labelled development set (tests/data/stories_dev.jsonl)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bench.stories import cluster, load_dev, metrics
+from bot import stories as st
+from bot.models import Item
+from bot.store import Store, sha1
+
+T0 = datetime(2026, 1, 5, 6, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def feeds(store):
+    names = {}
+    for i, (name, lang) in enumerate([("Reuters", "en"), ("Interfax", "ru"), ("Kursiv", "ru"),
+                                      ("Egemen", "kk"), ("Astana Times", "en")]):
+        names[name] = store.add_feed(f"https://example.org/{i}.xml", lang, name).id
+    return names
+
+
+def put(store, feed_id, title, summary, lang, when, key=None):
+    key = key or sha1(title + summary + when.isoformat())
+    item = Item(feed_id=feed_id, key=key, url=f"https://example.org/{key}", title=title, summary=summary,
+                lang=lang, published=when, fetched=when + timedelta(minutes=1), content_hash=sha1(key))
+    with store.conn:
+        assert store.insert_item(item) is not None
+    return item
+
+
+CURFEW = {
+    "en": ("Kazakhstan declares curfew in Almaty after night of clashes",
+           "Authorities imposed a curfew in Almaty from 11 pm to 7 am starting January 5, the interior ministry said."),
+    "ru": ("В Алматы ввели комендантский час",
+           "Комендантский час с 23:00 до 07:00 действует в Алматы с 5 января, сообщили в МВД."),
+    "kk": ("Алматыда коменданттық сағат енгізілді",
+           "5 қаңтардан бастап Алматыда сағат 23:00-ден 07:00-ге дейін коменданттық сағат енгізілді."),
+}
+TOLL = {
+    "en": ("At least 18 killed in Almaty unrest", "Eighteen people died and more than 400 were injured in Almaty."),
+    "ru": ("Число погибших в Алматы достигло 18", "В ходе беспорядков в Алматы погибли 18 человек, более 400 ранены."),
+    "kk": ("Алматыдағы тәртіпсіздікте 18 адам қаза тапты",
+           "Алматыдағы тәртіпсіздік салдарынан 18 адам қаза тауып, 400-ден астам адам жарақат алды."),
+}
+
+
+# -- fingerprints -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word,lang", [("Almaty", "en"), ("Алматы", "ru"), ("Алматыда", "kk"),
+                                       ("Алматыдағы", "kk")])
+def test_place_names_meet_across_scripts(word, lang):
+    fp = st.fingerprint(f"News from {word}" if lang == "en" else f"Новости {word}", "", lang)
+    assert st._name_anchor("Almaty", "en") in fp.anchors
+
+
+@pytest.mark.parametrize("text,lang,value", [
+    ("1,500 people evacuated", "en", "#:1500"),
+    ("эвакуированы 1 500 человек", "ru", "#:1500"),
+    ("1,5 тыс. человек эвакуированы", "ru", "#:1500"),
+    ("1.5 thousand people evacuated", "en", "#:1500"),
+    ("инфляция 8,9%", "ru", "#:8.9"),
+    ("inflation at 8.9%", "en", "#:8.9"),
+])
+def test_numbers_are_normalised(text, lang, value):
+    assert value in st.fingerprint(text, "", lang).anchors
+
+
+@pytest.mark.parametrize("text,lang", [("on January 5 the city", "en"), ("5 января в городе", "ru"),
+                                       ("5 қаңтарда қалада", "kk")])
+def test_dates_are_language_independent(text, lang):
+    fp = st.fingerprint(text, "", lang)
+    assert "d:01-05" in fp.anchors
+    assert "#:5" not in fp.anchors  # the day of a date is not also a bare number
+
+
+@pytest.mark.parametrize("text,lang", [("from 11 pm to 7 am", "en"), ("с 23:00 до 07:00", "ru"),
+                                       ("сағат 23:00-ден 07:00-ге дейін", "kk")])
+def test_clock_times_match(text, lang):
+    anchors = st.fingerprint(text, "", lang).anchors
+    assert {"h:23:00", "h:07:00"} <= anchors
+
+
+def test_lexicon_joins_abbreviations_and_event_words():
+    en = st.fingerprint("CSTO troops arrive", "", "en").anchors
+    ru = st.fingerprint("Войска ОДКБ прибыли", "", "ru").anchors
+    kk = st.fingerprint("ҰҚШҰ әскері келді", "", "kk").anchors
+    assert {"e:csto", "e:troops"} <= en & ru & kk
+
+
+def test_translation_feeds_english_tokens_and_anchors():
+    plain = st.fingerprint(*CURFEW["ru"], "ru")
+    with_tr = st.fingerprint(*CURFEW["ru"], "ru", translation="A curfew has been introduced in Almaty")
+    assert not plain.en_tokens
+    assert {"curfew", "almati"} <= with_tr.en_tokens
+    assert with_tr.translated and not plain.translated
+
+
+def test_bad_language_is_refused():
+    with pytest.raises(ValueError, match="lang must be one of"):
+        st.fingerprint("x", "y", "de")
+
+
+def test_pack_round_trip():
+    fp = st.fingerprint(*CURFEW["ru"], "ru", concepts={"place:almaty"}, translation="Curfew in Almaty")
+    assert st._unpack(st._pack(fp)) == fp
+    with pytest.raises(ValueError, match="damaged fingerprint"):
+        st._unpack("ru\tonly two")
+
+
+# -- assignment -------------------------------------------------------------------------
+
+
+def test_same_event_in_three_languages_is_one_story(store, feeds):
+    index = st.StoryIndex(store, 72)
+    items = [put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0),
+             put(store, feeds["Reuters"], *CURFEW["en"], "en", T0 + timedelta(minutes=20)),
+             put(store, feeds["Egemen"], *CURFEW["kk"], "kk", T0 + timedelta(minutes=50))]
+    got = [index.assign(i, set(), i.fetched) for i in items]
+    assert got[0].is_new and got[0].size == 1
+    assert [a.story_id for a in got] == [got[0].story_id] * 3
+    assert not got[1].is_new and got[2].size == 3
+    assert [store.item(i.id).story_id for i in items] == [got[0].story_id] * 3  # items.story_id written
+
+
+def test_different_events_same_place_and_day_stay_apart(store, feeds):
+    index = st.StoryIndex(store, 72)
+    curfew = [put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0),
+              put(store, feeds["Reuters"], *CURFEW["en"], "en", T0 + timedelta(minutes=5))]
+    toll = [put(store, feeds["Kursiv"], *TOLL["ru"], "ru", T0 + timedelta(hours=2)),
+            put(store, feeds["Egemen"], *TOLL["kk"], "kk", T0 + timedelta(hours=2, minutes=30)),
+            put(store, feeds["Astana Times"], *TOLL["en"], "en", T0 + timedelta(hours=3))]
+    a = {index.assign(i, set(), i.fetched).story_id for i in curfew}
+    b = {index.assign(i, set(), i.fetched).story_id for i in toll}
+    assert len(a) == 1 and len(b) == 1 and a != b
+
+
+def test_wire_copy_with_a_new_title_joins(store, feeds):
+    index = st.StoryIndex(store, 72)
+    body = ("Национальный банк Казахстана сохранил базовую ставку на уровне 16,5% годовых, "
+            "инфляция в декабре замедлилась до 8,9%.")
+    first = put(store, feeds["Interfax"], "Нацбанк сохранил базовую ставку", body, "ru", T0)
+    again = put(store, feeds["Kursiv"], "Ставка осталась прежней", body, "ru", T0 + timedelta(hours=1))
+    a1 = index.assign(first, set(), first.fetched)
+    a2 = index.assign(again, set(), again.fetched)
+    assert a2.story_id == a1.story_id and not a2.is_new
+
+
+def test_window_bounds_the_search(store, feeds):
+    index = st.StoryIndex(store, window_hours=24)
+    first = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+    later = put(store, feeds["Kursiv"], *CURFEW["ru"], "ru", T0 + timedelta(hours=30), key="later")
+    a1 = index.assign(first, set(), first.fetched)
+    a2 = index.assign(later, set(), later.fetched)
+    assert a2.is_new and a2.story_id != a1.story_id
+
+
+def test_assign_is_idempotent_and_needs_a_stored_item(store, feeds):
+    index = st.StoryIndex(store, 72)
+    item = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+    a1 = index.assign(item, set(), item.fetched)
+    a2 = index.assign(item, set(), item.fetched)
+    assert a2.story_id == a1.story_id and not a2.is_new and a2.size == 1
+    assert store.story_row(a1.story_id)["item_count"] == 1
+    loose = Item(feed_id=feeds["Interfax"], key="k", url=None, title="t", summary="", lang="ru",
+                 published=None, fetched=T0, content_hash="h")
+    with pytest.raises(ValueError, match="no id"):
+        index.assign(loose, set(), T0)
+
+
+def test_a_failed_write_loses_nothing(store, feeds, monkeypatch):
+    index = st.StoryIndex(store, 72)
+    item = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(store, "index_story_item", broken)
+    with pytest.raises(RuntimeError):
+        index.assign(item, set(), item.fetched)
+    assert store.count("stories") == 0  # rolled back with the failed index write
+    monkeypatch.undo()
+    assert index.assign(item, set(), item.fetched).is_new
+
+
+def test_story_keeps_sources_languages_times_headlines_and_growth(store, feeds):
+    index = st.StoryIndex(store, 72)
+    ru = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+    kk = put(store, feeds["Egemen"], *CURFEW["kk"], "kk", T0 + timedelta(minutes=40))
+    sid = index.assign(ru, set(), ru.fetched, translation="A curfew was introduced in Almaty").story_id
+    index.assign(kk, set(), kk.fetched)
+    story = index.story(sid, now=T0 + timedelta(minutes=50))
+    assert story.sources == ["Interfax", "Egemen"]
+    assert story.langs == ["ru", "kk"]
+    assert story.first_seen == T0 and story.last_seen == T0 + timedelta(minutes=40)
+    assert [i.id for i in story.items] == [ru.id, kk.id]
+    # English: no English source yet, so the translation
+    assert story.headline("en").text == "A curfew was introduced in Almaty" and story.headline("en").translated
+    assert story.headline("kk").text == CURFEW["kk"][0] and not story.headline("kk").translated
+    assert story.growth == 2
+    assert index.story(sid, now=T0 + timedelta(hours=5)).growth == 0
+
+    en = put(store, feeds["Reuters"], *CURFEW["en"], "en", T0 + timedelta(hours=1))
+    assert index.assign(en, set(), en.fetched).story_id == sid
+    story = index.story(sid, now=T0 + timedelta(hours=1))
+    assert story.headline("en").text == CURFEW["en"][0] and not story.headline("en").translated  # a source wins
+    assert story.snapshot() == st.StorySnapshot(frozenset({"ru", "kk", "en"}), 3, 3)
+    assert index.story(999) is None
+
+
+def test_restart_rebuilds_from_the_store(db_path, feeds, store):
+    first = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+    sid = st.StoryIndex(store, 72).assign(first, set(), first.fetched).story_id
+    store.close()
+    with Store(db_path) as again:
+        index = st.StoryIndex(again, 72)
+        second = put(again, feeds["Reuters"], *CURFEW["en"], "en", T0 + timedelta(minutes=30))
+        assert index.assign(second, set(), second.fetched).story_id == sid
+        assert index.weights.items == 2
+
+
+def test_retention_purges_the_index(store, feeds):
+    index = st.StoryIndex(store, 72)
+    item = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+    index.assign(item, set(), item.fetched)
+    assert store.count("story_keys") > 0
+    counts = store.purge_older_than(T0 + timedelta(days=1))
+    assert counts["story_index"] > 0
+    assert store.count("story_keys") == 0 and store.count("story_items") == 0
+
+
+def test_lookup_reads_only_the_index(store, feeds, monkeypatch):
+    """Candidates come from story_key_hits; nothing scans the stored items."""
+    index = st.StoryIndex(store, 72)
+    calls = []
+    real = store.story_key_hits
+    monkeypatch.setattr(store, "story_key_hits", lambda *a, **k: calls.append(a) or real(*a, **k))
+    monkeypatch.setattr(store, "indexed_items_since", lambda *a: pytest.fail("scanned the window"))
+    index._loaded = True
+    for n in range(5):
+        item = put(store, feeds["Interfax"], f"Событие номер {n} в городе Тараз", f"Подробности {n}", "ru",
+                   T0 + timedelta(minutes=n))
+        index.assign(item, set(), item.fetched)
+    assert calls and all(len(keys) <= st.MAX_QUERY_KEYS + 2 * st.MINHASH_PERMS // st.LSH_ROWS
+                         for keys, *_ in calls)
+
+
+# -- the alert rule ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("old_langs,old_sources,new_langs,new_sources,grew", [
+    ({"en"}, 1, {"en"}, 1, False),
+    ({"en"}, 1, {"en"}, 2, False),  # one more source is not enough
+    ({"en"}, 1, {"en"}, 3, True),  # two more
+    ({"en"}, 1, {"en", "ru"}, 2, True),  # a new language
+    ({"en", "ru"}, 6, {"en", "ru"}, 8, False),  # half of six is three
+    ({"en", "ru"}, 6, {"en", "ru"}, 9, True),
+    ({"en", "ru", "kk"}, 10, {"en", "ru", "kk"}, 14, False),
+    ({"en", "ru", "kk"}, 10, {"en", "ru"}, 20, True),
+])
+def test_grew_materially(old_langs, old_sources, new_langs, new_sources, grew):
+    old = st.StorySnapshot(frozenset(old_langs), old_sources)
+    new = st.StorySnapshot(frozenset(new_langs), new_sources)
+    assert st.grew_materially(old, new) is grew
+    assert st.grew_materially(old_langs=old_langs, old_sources=old_sources, new_langs=new_langs,
+                              new_sources=new_sources) is grew
+
+
+def test_grew_materially_needs_both_sides():
+    with pytest.raises(ValueError, match="grew_materially"):
+        st.grew_materially(st.StorySnapshot(frozenset({"en"}), 1))
+
+
+# -- quality floors on the development set --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dev_rows():
+    return load_dev()
+
+
+def test_dev_set_shape(dev_rows):
+    groups: dict[str, set] = {}
+    for r in dev_rows:
+        groups.setdefault(r["group"], set()).add(r["lang"])
+        if r["lang"] != "en":
+            assert r.get("translation"), r["id"]
+    assert len(groups) >= 40
+    assert sum(1 for langs in groups.values() if len(langs) > 1) >= 25
+    assert any(r.get("near_miss") for r in dev_rows)
+
+
+@pytest.mark.parametrize("translation,floor", [(False, 0.85), (True, 0.90)])
+def test_dev_set_floors(dev_rows, tmp_path, translation, floor):
+    m = metrics(dev_rows, cluster(dev_rows, tmp_path / "dev.db", translation=translation))
+    assert m["b3_f1"] >= floor, m
+    assert m["pair_precision"] >= 0.75 and m["pair_recall"] >= 0.75, m
+    assert len(m["near_miss_merged"]) <= 1, m["near_miss_merged"]
+
+
+def test_metrics_can_fail(dev_rows):
+    """The scorer is not lenient: everything in one story, or each item alone, scores low."""
+    one = metrics(dev_rows, {r["id"]: 1 for r in dev_rows})
+    alone = metrics(dev_rows, {r["id"]: n for n, r in enumerate(dev_rows)})
+    assert one["b3_f1"] < 0.2 and alone["b3_f1"] < 0.7
+    assert len(one["near_miss_merged"]) == one["near_miss_pairs"]
