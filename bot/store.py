@@ -870,6 +870,15 @@ class Store:
             "SELECT count(*), count(paused) FROM subscribers").fetchone()
         return {"subscribers": row[0], "paused": row[1]}
 
+    def items_between(self, since: datetime, until: datetime, limit: int = 20000) -> list[dict]:
+        """Items first seen in (since, until], newest first, with their feed's name (/watch previews)."""
+        cur = self.conn.execute(
+            "SELECT i.id, i.story_id, i.title, i.summary, i.lang, i.url, i.fetched, f.name AS feed_name "
+            "FROM items i JOIN feeds f ON f.id = i.feed_id WHERE i.fetched > ? AND i.fetched <= ? "
+            "ORDER BY i.fetched DESC LIMIT ?", (iso(since), iso(until), limit))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
     # -- outbox and alerts ---------------------------------------------------
     # (delivery's part; the sender in bot/delivery.py drives the state machine:
     #  pending -> sending -> sent | failed, and back to pending for a retry)

@@ -395,10 +395,14 @@ class NewsBot:
             good = good[:max(0, room)]
         added = []
         for word in good:
-            expansions = await self.expand(word)
-            self.store.add_watchword(chat.chat_id, word, expansions=expansions, now=self.clock())
+            try:
+                word_lang, expansions = await self.expand(word)
+            except ValueError:  # bot.match refuses it (no letters, only operators...)
+                lines.append(t(lang, "watch_bad", word=render.truncate(word, 40)))
+                continue
+            self.store.add_watchword(chat.chat_id, word, lang=word_lang, expansions=expansions, now=self.clock())
             added.append((word, expansions))
-            log.info("watchword added chat=%s word=%r", chat.chat_id, word)
+            log.info("watchword added chat=%s word=%r lang=%s", chat.chat_id, word, word_lang)
         if known:
             lines.append(t(lang, "watch_known", words=", ".join(known)))
         if added:
@@ -409,16 +413,18 @@ class NewsBot:
             lines.extend(await self.preview_lines(chat.chat_id, [w for w, _ in added], lang))
         await self.reply_long(update, lines)
 
-    async def expand(self, word: str) -> dict:
-        """The word's forms in the other languages (``{lang: [terms]}``), via bot.match."""
-        from .match import expand_watchword
+    async def expand(self, word: str) -> tuple[str | None, dict]:
+        """The word's language and its forms in the others (``{lang: [terms]}``), via bot.match."""
+        from .match import aexpand_watchword
 
         try:
-            result = await _maybe_await(expand_watchword(word, translate=self.hooks.get("translate")))
+            lang, expansions = await aexpand_watchword(word, translate=self.hooks.get("translate"))
+        except ValueError:
+            raise
         except Exception:  # expansion is a nicety: the word itself is still watched
             log.warning("watchword expansion failed word=%r", word, exc_info=True)
-            return {}
-        return result if isinstance(result, dict) else {}
+            return None, {}
+        return lang, expansions
 
     def reload_matcher(self) -> None:
         hook = self.hooks.get("watchwords_changed")
@@ -523,6 +529,9 @@ class NewsBot:
         key = args[0].lower()
         value = args[1].strip() if len(args) > 1 else ""
         change, error = self.parse_setting(key, value)
+        if error == "usage_settings":
+            await self.reply(update, i18n.settings_usage(lang))
+            return
         if error:
             await self.reply(update, t(lang, error, value=render.truncate(render.clean(value), 64))
                              + "\n\n" + i18n.settings_usage(lang))
@@ -751,10 +760,42 @@ class NewsBot:
 
 def preview_watchwords(store: Store, cfg: Config, chat_id: int, words: list[str], since: datetime,
                        now: datetime) -> tuple[int, list[render.StoryLine]]:
-    """How many stories of (since, now] the chat's watch words ``words`` match, and the best examples."""
-    from .match import preview
+    """How many stories first seen in (since, now] these watch words match, and the biggest two.
 
-    return preview(store, cfg, chat_id, words, since, now)
+    The chat's stored watch words named in ``words`` are matched (with their
+    expansions) against the stored items of the window, in each item's own
+    language, exactly as the pipeline would have matched them.
+    """
+    from .match import Matcher
+
+    wanted = {w.casefold() for w in words}
+    watch = [w for w in store.watchwords(chat_id) if w.word.casefold() in wanted]
+    if not watch:
+        return 0, []
+    matcher = Matcher((), watch)
+    by_story: dict[int, list[tuple[dict, list]]] = {}
+    for row in store.items_between(since, now):
+        matches = matcher.match(row["title"], row["summary"], row["lang"])
+        if matches:
+            key = row["story_id"] if row["story_id"] is not None else -row["id"]
+            by_story.setdefault(key, []).append((row, matches))
+    sub = store.subscriber(chat_id)
+    reader = sub.lang if sub else cfg.translation.target
+    names = {w.id: w.word for w in watch}
+    ranked = sorted(by_story.values(), key=lambda rows: (len({r["feed_name"] for r, _ in rows}), len(rows)),
+                    reverse=True)
+    examples = []
+    for rows in ranked[:PREVIEW_EXAMPLES]:
+        own = [r for r, _ in rows if r["lang"] == reader]
+        first = own[0] if own else rows[0][0]
+        terms = list(dict.fromkeys(term for _, ms in rows for m in ms for term in m.terms))
+        matched_words = list(dict.fromkeys(names[int(m.topic[6:])] for _, ms in rows for m in ms
+                                           if m.topic.startswith("watch:") and int(m.topic[6:]) in names))
+        examples.append(render.StoryLine(
+            headline=first["title"], headline_lang=first["lang"], original_lang=first["lang"], url=first["url"],
+            sources=list(dict.fromkeys(r["feed_name"] for r, _ in rows)),
+            langs=list(dict.fromkeys(r["lang"] for r, _ in rows)), why=terms, watchwords=matched_words))
+    return len(by_story), examples
 
 
 # -- the application --------------------------------------------------------------------------
