@@ -61,7 +61,7 @@ def make_feed(index: int, items: int = ITEMS) -> bytes:
     lang = LANGS[index % 3]
     rng = random.Random(index)
     out = ['<?xml version="1.0" encoding="utf-8"?>',
-           '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel>',
+           '<rss version="2.0"><channel>',
            f"<title>Bench feed {index} ({lang})</title><link>https://feed{index}.bench.example/</link>",
            f"<description>Synthetic feed number {index}</description><language>{lang}</language>"]
     for j in range(items):
@@ -77,22 +77,26 @@ def make_feed(index: int, items: int = ITEMS) -> bytes:
             f'<guid isPermaLink="false">bench-{index}-{j}</guid>'
             f"<pubDate>{format_datetime(when)}</pubDate>"
             f"<description>{escape('<p>' + body + f' ({index}/{j}).</p>')}</description>"
-            f"<dc:creator>Desk {index % 17}</dc:creator>"
             "</item>")
     out.append("</channel></rss>")
     return "\n".join(out).encode("utf-8")
 
 
-def _serve(n: int, ready, stop) -> None:
+def _serve(n: int, hosts: int, ready, stop) -> None:
+    """Child process: serve feed i from loopback address 127.0.0.(1 + i % hosts)."""
     sys.path.insert(0, str(ROOT))
     from tests.feedserver import FeedServer, Route
 
-    with FeedServer() as srv:
-        for i in range(n):
-            srv.route(f"/feed/{i}.xml", Route(body=make_feed(i), etag=f'"v1-{i}"',
-                                              last_modified="Thu, 01 Jan 2026 00:00:00 GMT"))
-        ready.send(srv.port)
-        stop.wait()
+    servers = [FeedServer(host=f"127.0.0.{1 + h}").start() for h in range(hosts)]
+    urls = []
+    for i in range(n):
+        srv = servers[i % hosts]
+        urls.append(srv.route(f"/feed/{i}.xml", Route(body=make_feed(i), etag=f'"v1-{i}"',
+                                                      last_modified="Thu, 01 Jan 2026 00:00:00 GMT")))
+    ready.send(urls)
+    stop.wait()
+    for srv in servers:
+        srv.stop()
 
 
 def _config(db: Path, urls: list[str]):
@@ -131,6 +135,8 @@ def _plain_loop(urls: list[str]) -> tuple[float, int]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.poll", description=__doc__.split("\n")[0])
     ap.add_argument("--feeds", type=int, default=1000, help="number of feeds (default 1000)")
+    ap.add_argument("--hosts", type=int, default=16,
+                    help="spread the feeds over this many loopback addresses 127.0.0.x (default 16)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the plain feedparser loop")
     args = ap.parse_args(argv)
     n = args.feeds
@@ -138,10 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     stop = ctx.Event()
-    server = ctx.Process(target=_serve, args=(n, child, stop), daemon=True)
+    server = ctx.Process(target=_serve, args=(n, args.hosts, child, stop), daemon=True)
     server.start()
-    port = parent.recv()
-    urls = [f"http://127.0.0.1:{port}/feed/{i}.xml" for i in range(n)]
+    urls = parent.recv()
 
     from bot import language  # noqa: F401  (import cost outside the timings)
     from bot.store import Store
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 warm_s = time.perf_counter() - t0
             cold_err = sum(1 for f in cold.feeds if f.error)
             warm_304 = sum(1 for f in warm.feeds if f.not_modified)
-            print(f"feeds: {n} x {ITEMS} items on loopback, {os.cpu_count()} cores")
+            print(f"feeds: {n} x {ITEMS} items on {args.hosts} loopback hosts, {os.cpu_count()} cores")
             print(f"cold cycle: {cold_s:.2f} s, {n / cold_s:.1f} feeds/s "
                   f"({stored} items stored, {len(cold.new_items)} new, {cold_err} feed errors)")
             print(f"warm cycle (all 304): {warm_s:.2f} s, {n / warm_s:.1f} feeds/s "

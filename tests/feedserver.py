@@ -51,7 +51,8 @@ class Request:
 class FeedServer:
     """``with FeedServer() as srv: srv.route("/a.xml", Route(body=...)); srv.url("/a.xml")``."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
         self.in_flight = 0
@@ -86,7 +87,7 @@ class FeedServer:
             allow_reuse_address = True
             request_queue_size = 1024
 
-        self._httpd = Server(("127.0.0.1", 0), Handler)
+        self._httpd = Server((host, 0), Handler)
         self.port = self._httpd.server_address[1]
         self._thread: threading.Thread | None = None
 
@@ -99,7 +100,7 @@ class FeedServer:
         return self.url(path)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def requests_to(self, path: str) -> list[Request]:
         with self._lock:
