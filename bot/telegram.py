@@ -37,7 +37,7 @@ from telegram import (BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Li
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
 from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes,
-                          filters)
+                          MessageHandler, filters)
 
 from . import i18n, render
 from .config import Config
@@ -737,6 +737,15 @@ class NewsBot:
         log.info("feed removed feed=%s by=%s", feed.id, update.effective_chat.id)
         await self.reply(update, t(lang, "removefeed_ok", id=feed.id, name=feed.name))
 
+    async def on_migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A group became a supergroup: its subscription moves to the new chat id."""
+        message = update.effective_message
+        if message is None or not message.migrate_to_chat_id:
+            return
+        old, new = message.chat.id, message.migrate_to_chat_id
+        moved = self.store.migrate_chat(old, new)
+        log.info("chat migrated chat=%s new_chat=%s moved=%s", old, new, moved)
+
     # -- errors ----------------------------------------------------------------------------
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -854,6 +863,7 @@ def build_application(cfg: Config, store: Store, hooks: Hooks | None = None, *,
     only_new = filters.UpdateType.MESSAGE  # edited messages do not re-run commands
     for name in USER_COMMANDS + ADMIN_COMMANDS:
         application.add_handler(CommandHandler(name, getattr(bot, f"cmd_{name}"), filters=only_new))
+    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, bot.on_migrate))
     application.add_handler(CallbackQueryHandler(bot.on_button, pattern=r"^[ts]\|"))
     application.add_handler(CallbackQueryHandler(bot.on_button))  # stale or unknown buttons get an answer
     application.add_error_handler(bot.on_error)

@@ -434,3 +434,19 @@ async def test_a_failing_handler_is_logged_with_traceback_and_the_user_told(bot_
     assert r["plain"] == htmlcheck.check(i18n.t("en", "error"))
     [record] = [rec for rec in caplog.records if rec.name == "bot.telegram" and rec.levelno == logging.ERROR]
     assert record.exc_info and "database on fire" in str(record.exc_info[1])
+
+
+# -- docs ---------------------------------------------------------------------------------------
+
+
+def test_every_command_is_documented_in_the_readme_with_an_example():
+    from pathlib import Path
+
+    from bot.telegram import ADMIN_COMMANDS, USER_COMMANDS
+
+    readme = Path(__file__).parent.parent.joinpath("README.md").read_text(encoding="utf-8")
+    section = readme.split("## Telegram commands", 1)[1].split("\n## ", 1)[0]
+    for name in USER_COMMANDS + ADMIN_COMMANDS:
+        rows = [line for line in section.splitlines() if line.startswith(f"| `/{name}")]
+        assert rows, f"/{name} is not in the README's Telegram commands table"
+        assert all(row.rstrip().endswith("`") for row in rows), f"/{name}: no example"
