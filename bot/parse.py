@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import calendar
 import codecs
+import functools
 import hashlib
 import html
 import io
@@ -73,6 +74,7 @@ _BAD_CHARS = re.compile(
 _WS = re.compile(r"\s+")
 _ATTRS = r"""(?:[^>"']|"[^"]*"|'[^']*')*"""  # a tag's attributes, quoted ">" included
 _DROP_BLOCKS = re.compile(r"<(script|style|applet)\b" + _ATTRS + r">.*?(</\1\s*>|\Z)", re.I | re.S)
+_DROP_START = re.compile(r"<(script|style|applet)\b", re.I)
 _COMMENT = re.compile(r"<!--.*?(-->|\Z)", re.S)
 _BLOCK_TAG = re.compile(
     r"</?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|h[1-6]|tr|td|th|table|thead|tbody|blockquote|section|"
@@ -106,8 +108,10 @@ def html_to_text(markup: str | None, limit: int | None = None) -> str:
     if not markup:
         return ""
     if "<" in markup:
-        markup = _COMMENT.sub("", markup)
-        markup = _DROP_BLOCKS.sub("", markup)
+        if "<!--" in markup:
+            markup = _COMMENT.sub("", markup)
+        if _DROP_START.search(markup):
+            markup = _DROP_BLOCKS.sub("", markup)
         markup = _BLOCK_TAG.sub(" ", markup)
         markup = _TAG.sub("", markup)
     if "&" in markup:
@@ -135,6 +139,14 @@ def canonical_url(url: str | None) -> str | None:
     Anything else (None, relative, other schemes, garbage) gives None."""
     if not url:
         return None
+    return _canonical(url)
+
+
+_PATH_OK = re.compile(r"^[A-Za-z0-9/%:@!$&'()*+,;=~._-]*$")
+
+
+@functools.lru_cache(maxsize=32768)  # the pipeline asks twice per entry (key and URL)
+def _canonical(url: str) -> str | None:
     url = _BAD_CHARS.sub("", url).strip()
     try:
         parts = urlsplit(url)
@@ -148,15 +160,29 @@ def canonical_url(url: str | None) -> str | None:
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and not (scheme == "http" and port == 80 or scheme == "https" and port == 443):
         netloc += f":{port}"
-    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~-._")
-    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _tracking(k))
-    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
+    path = parts.path or "/"
+    if not _PATH_OK.match(path):
+        path = quote(path, safe="/%:@!$&'()*+,;=~-._")
+    query = ""
+    if parts.query:
+        pairs = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _tracking(k))
+        query = urlencode(pairs)
+    return urlunsplit((scheme, netloc, path, query, ""))
+
+
+# An absolute http(s) URL that urljoin() returns unchanged: ASCII, no spaces, no
+# fragment, no empty query, no empty or dot path segments.
+_SIMPLE_ABS = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%!$&'()*+,;=:@-]+)*/?"
+                         r"(\?[A-Za-z0-9._~%!$&'()*+,;=:@/?-]+)?$")
+_DOT_SEGMENT = re.compile(r"/\.\.?(/|\?|$)")
 
 
 def absolute_http_url(link: str | None, base: str) -> str | None:
     """``link`` resolved against ``base``; None unless it is http(s) with a host."""
     if not link:
         return None
+    if _SIMPLE_ABS.match(link) and not _DOT_SEGMENT.search(link):
+        return link  # what urljoin would return for it, without the cost
     link = _BAD_CHARS.sub("", link).strip()
     try:
         full = urljoin(base, link)
@@ -377,8 +403,8 @@ _ATOM_ENTRY_TAGS = frozenset(ATOM + t for t in ("title", "id", "link", "publishe
 _ABS_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d+)?(/[!#-;=?-~]*)?$")  # ASCII, no spaces, < > "
 _REL_PATH = re.compile(r"^/(?!/)[!#-;=?-~]*$")  # path-absolute, ASCII
 _ATOM_ID = re.compile(r"^(https?://[!#-;=?-~]+|tag:[!#-;=?-~]+|urn:[!#-;=?-~]+)$")
-_RFC822 = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{1,2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
-                     r"\d{4} \d{2}:\d{2}:\d{2} ([+-]\d{4}|GMT|UTC)$")
+_RFC822 = re.compile(r"^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+                     r"(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-]\d{4}|GMT|UTC)$")
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
 _UNUSUAL = (b"<!DOCTYPE", b"<!doctype", b"<!ENTITY", b"xml:base", b"<?xml-stylesheet")
 
@@ -410,16 +436,25 @@ def _only_text(el) -> str:
     return el.text or ""
 
 
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                                        "Nov", "Dec"), 1)}
+
+
 def _rfc822(text: str) -> datetime | None:
     text = text.strip()
     if not text:
         return None
-    if not _RFC822.match(text):
+    m = _RFC822.match(text)
+    if not m:
         raise _GiveUp
-    dt = parsedate_to_datetime(text)
-    if dt.tzinfo is None:
-        raise _GiveUp
-    return dt
+    day, month, year, hh, mm, ss, zone = m.groups()
+    if zone in ("GMT", "UTC"):
+        tz = timezone.utc
+    else:
+        sign = -1 if zone[0] == "-" else 1
+        tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])))
+    # ValueError (31 Feb, hour 25) -> feedparser decides
+    return datetime(int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss), tzinfo=tz)
 
 
 def _iso(text: str) -> datetime | None:

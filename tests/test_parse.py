@@ -336,3 +336,25 @@ def test_fast_pass_resolves_relative_links_like_feedparser(base):
     moved = parse.effective_headers({**XML, "content-location": "https://elsewhere.example/x/"},
                                     read_sample("healthy_ru.xml"))
     assert parse._fast_parse(read_sample("healthy_ru.xml"), moved, base, NOW) is None
+
+
+@pytest.mark.parametrize("link", [
+    "https://a.example/x/y?b=1&a=2", "http://a.example", "http://a.example/", "https://a.example:8080/p/",
+    "https://a.example/a/./b", "https://a.example/a/../b", "https://a.example/a/..", "https://a.example/.",
+    "https://a.example/p?", "https://a.example/p#f", "https://a.example//double", "https://A.Example/Up",
+    "https://a.example/p;params?q", "https://a.example/%D0%BF?q=%20", "https://a.example/p?q=/x/../y",
+    "https://a.example/p/?a=1?b", "HTTP://a.example/x", "https://a.example/a b", "https://a.example:99999/",
+])
+@pytest.mark.parametrize("base", [BASE, "http://other.example/dir/feed.xml"])
+def test_absolute_http_url_shortcut_matches_urljoin(link, base):
+    from urllib.parse import urljoin, urlsplit
+
+    def without_shortcut(link: str, base: str) -> str | None:
+        try:
+            full = urljoin(base, parse._BAD_CHARS.sub("", link).strip())
+            parts = urlsplit(full)
+            return full if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+        except ValueError:
+            return None
+
+    assert parse.absolute_http_url(link, base) == without_shortcut(link, base)
