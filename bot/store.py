@@ -600,14 +600,17 @@ class Store:
                                  next_attempt_at: datetime, now: datetime | None = None) -> None:
         """Remember texts still to translate: rows of ``(src, dst, text_hash, text, error)``.
 
-        A text already waiting keeps its schedule and attempt count.
+        A text already waiting keeps its schedule and attempt count; one that
+        was given up is revived (wanted again, so tried again from the start).
         """
         created = iso(now or utcnow())
         with self.conn:
             self.conn.executemany(
                 "INSERT INTO translation_pending(provider, src, dst, text_hash, text, last_error, "
                 "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(provider, src, dst, text_hash) DO UPDATE SET last_error = excluded.last_error",
+                "ON CONFLICT(provider, src, dst, text_hash) DO UPDATE SET last_error = excluded.last_error, "
+                "attempts = CASE WHEN next_attempt_at IS NULL THEN 0 ELSE attempts END, "
+                "next_attempt_at = COALESCE(next_attempt_at, excluded.next_attempt_at)",
                 [(provider, src, dst, h, text, error, iso(next_attempt_at), created)
                  for src, dst, h, text, error in rows],
             )

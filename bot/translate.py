@@ -330,6 +330,7 @@ class Translator:
         self._threads = 0
         self._threads_lock = threading.Lock()
         self._sem: asyncio.Semaphore | None = None
+        self._sem_loop: asyncio.AbstractEventLoop | None = None
         self._codes: dict[str, str | None] = {lang: self._provider_code(lang) for lang in LANGS}
         self._pool = _InstancePool(self._make_instance)
         self._missing_key = self.provider in KEYED and not cfg.api_key
@@ -518,8 +519,9 @@ class Translator:
     async def _translate_piece(self, piece: str, src: str, dst: str, deadline: float,
                                on_late: Callable[[str], None] | None) -> str:
         loop = asyncio.get_running_loop()
-        if self._sem is None:
+        if self._sem is None or self._sem_loop is not loop:  # a CLI may run several event loops in turn
             self._sem = asyncio.Semaphore(max(1, self.cfg.concurrency))
+            self._sem_loop = loop
         attempt = 0
         while True:
             remaining = deadline - loop.time()

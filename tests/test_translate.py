@@ -519,3 +519,31 @@ async def test_translator_never_raises_even_when_the_store_fails(tmp_path, db_pa
     assert await t.translate(RU[0], "ru", "en") is None
     assert await t.translate_many([(RU[1], "ru"), ("x y", "kk")], "en") == [None, None]
     assert await t.fill_pending() == 0
+
+
+async def test_a_given_up_text_wanted_again_is_revived(tmp_path, store, translate_server):
+    now = FakeNow()
+    t = make_translator(tmp_path, store, translate_server, now=now, breaker_failures=1000, attempts=1)
+    translate_server.mode = "down"
+    assert await t.translate(RU[2], "ru", "en") is None
+    for _ in range(50):
+        if not t.pending():
+            break
+        await t.fill_pending()
+        now.t += timedelta(hours=7)
+    assert t.pending() == 0  # given up
+    assert await t.translate(RU[2], "ru", "en") is None  # shown again, still down
+    assert t.pending() == 1
+    translate_server.mode = "ok"
+    assert await t.fill_pending() == 1
+    assert t.cached(RU[2], "ru", "en") == fake_translation(RU[2], "ru", "en")
+
+
+def test_one_translator_serves_several_event_loops(tmp_path, store, translate_server):
+    # as a CLI verb running asyncio.run twice; one worker, so texts queue for it in both loops
+    t = make_translator(tmp_path, store, translate_server, concurrency=1)
+    first = asyncio.run(t.translate_many([(text, "ru") for text in RU[:2]], "en"))
+    assert first == [fake_translation(text, "ru", "en") for text in RU[:2]]
+    second = asyncio.run(t.translate_many([(text, "ru") for text in RU[2:]], "en"))
+    assert second == [fake_translation(text, "ru", "en") for text in RU[2:]]
+    assert translate_server.count() == len(RU)
