@@ -211,7 +211,8 @@ class NewsBot:
     def chat_of(update: Update) -> _Chat:
         chat = update.effective_chat
         user = update.effective_user
-        return _Chat(chat.id, chat.type, chat.title or chat.username or chat.first_name, user.id if user else None)
+        title = chat.title or chat.username or chat.first_name
+        return _Chat(chat.id, chat.type, title, user.id if user else None)
 
     # -- replies -------------------------------------------------------------------
 
@@ -220,8 +221,8 @@ class NewsBot:
         chat_id = update.effective_chat.id
         for attempt in (1, 2):
             try:
-                await update.get_bot().send_message(chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup,
-                                                    link_preview_options=_NO_PREVIEW)
+                await update.get_bot().send_message(chat_id, text, parse_mode=ParseMode.HTML,
+                                                    reply_markup=markup, link_preview_options=_NO_PREVIEW)
                 return
             except RetryAfter as exc:
                 wait = exc.retry_after.total_seconds() if isinstance(exc.retry_after, timedelta) \
@@ -272,7 +273,8 @@ class NewsBot:
         modes = [InlineKeyboardButton(mark(i18n.t_plain(lang, f"btn_mode_{m}"), sub.mode == m),
                                       callback_data=f"s|mode|{m}") for m in MODES]
         empty = "send" if sub.skip_empty_digest else "skip"
-        toggle = [InlineKeyboardButton(i18n.t_plain(lang, f"btn_empty_{empty}"), callback_data=f"s|empty|{empty}")]
+        toggle = [InlineKeyboardButton(i18n.t_plain(lang, f"btn_empty_{empty}"),
+                                       callback_data=f"s|empty|{empty}")]
         return InlineKeyboardMarkup([langs, modes, toggle])
 
     def settings_text(self, sub: Subscriber) -> str:
@@ -400,7 +402,8 @@ class NewsBot:
             except ValueError:  # bot.match refuses it (no letters, only operators...)
                 lines.append(t(lang, "watch_bad", word=render.truncate(word, 40)))
                 continue
-            self.store.add_watchword(chat.chat_id, word, lang=word_lang, expansions=expansions, now=self.clock())
+            self.store.add_watchword(chat.chat_id, word, lang=word_lang, expansions=expansions,
+                                     now=self.clock())
             added.append((word, expansions))
             log.info("watchword added chat=%s word=%r lang=%s", chat.chat_id, word, word_lang)
         if known:
@@ -446,7 +449,8 @@ class NewsBot:
         hook = self.hooks.get("watch_preview") or (lambda c, w, s, n: preview_watchwords(self.store, self.cfg,
                                                                                          c, w, s, n))
         try:
-            count, examples = await _maybe_await(hook(chat_id, words, now - timedelta(days=PREVIEW_DAYS), now))
+            since = now - timedelta(days=PREVIEW_DAYS)
+            count, examples = await _maybe_await(hook(chat_id, words, since, now))
         except Exception:
             log.warning("watch preview failed chat=%s", chat_id, exc_info=True)
             return [t(lang, "watch_preview_unavailable")]
@@ -631,8 +635,10 @@ class NewsBot:
             self.store.subscribe(chat.chat_id, topic.id)
         else:
             self.store.unsubscribe(chat.chat_id, topic.id)
-        log.info("topic %s chat=%s topic=%s via=button", "follow" if follow else "unfollow", chat.chat_id, topic.id)
-        await query.answer(i18n.t_plain(lang, "cb_subscribed" if follow else "cb_unsubscribed", topic=topic.name))
+        log.info("topic %s chat=%s topic=%s via=button", "follow" if follow else "unfollow", chat.chat_id,
+                 topic.id)
+        key = "cb_subscribed" if follow else "cb_unsubscribed"
+        await query.answer(i18n.t_plain(lang, key, topic=topic.name))
         text = t(lang, "welcome") if screen == "w" else t(lang, "topics_header")
         await self._redraw(query, text, self.topics_keyboard(chat.chat_id, screen, lang))
 
@@ -660,11 +666,12 @@ class NewsBot:
         lang = self.lang_of(update.effective_chat.id)
         feeds = self.store.feeds(include_retired=True)
         active = [f for f in feeds if not f.retired]
-        outbox = dict(self.store.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
+        outbox = self.store.outbox_counts()
         counts = self.store.subscriber_counts()
         await self.reply(update, t(
             lang, "stats", feeds=len(active), failing=sum(1 for f in active if f.failures),
-            retired=len(feeds) - len(active), items=self.store.count("items"), stories=self.store.count("stories"),
+            retired=len(feeds) - len(active), items=self.store.count("items"),
+            stories=self.store.count("stories"),
             subscribers=counts["subscribers"], paused=counts["paused"],
             pending=sum(v for k, v in outbox.items() if k in ("pending", "sending", "held")),
             failed=outbox.get("failed", 0), sent=outbox.get("sent", 0)))
@@ -710,16 +717,17 @@ class NewsBot:
         if existing is not None and not existing.retired:
             await self.reply(update, t(lang, "addfeed_exists", id=existing.id))
             return
-        check = await check_feed(url, feed_lang, self.cfg.poll, allow_private=self.cfg.telegram.allow_private_feed_urls)
+        check = await check_feed(url, feed_lang, self.cfg.poll,
+                                 allow_private=self.cfg.telegram.allow_private_feed_urls)
         if not check.ok:
             log.info("addfeed refused url=%s reason=%s", url, check.message)
             await self.reply(update, t(lang, "addfeed_refused", reason=render.truncate(check.message, 300)))
             return
-        feed = self.store.add_feed(check.final_url or url, feed_lang, name or check.title or url, source="admin",
-                                   now=self.clock())
+        feed = self.store.add_feed(check.final_url or url, feed_lang, name or check.title or url,
+                                   source="admin", now=self.clock())
         log.info("feed added feed=%s url=%s by=%s", feed.id, feed.url, update.effective_chat.id)
-        await self.reply(update, t(lang, "addfeed_ok", id=feed.id, name=feed.name, lang=feed.lang, n=check.entries,
-                                   entries=i18n.plural(lang, check.entries, "entry")))
+        await self.reply(update, t(lang, "addfeed_ok", id=feed.id, name=feed.name, lang=feed.lang,
+                                   n=check.entries, entries=i18n.plural(lang, check.entries, "entry")))
 
     async def cmd_removefeed(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/removefeed <id|url>: retire a feed (its items stay)."""
@@ -801,7 +809,8 @@ def preview_watchwords(store: Store, cfg: Config, chat_id: int, words: list[str]
         matched_words = list(dict.fromkeys(names[int(m.topic[6:])] for _, ms in rows for m in ms
                                            if m.topic.startswith("watch:") and int(m.topic[6:]) in names))
         examples.append(render.StoryLine(
-            headline=first["title"], headline_lang=first["lang"], original_lang=first["lang"], url=first["url"],
+            headline=first["title"], headline_lang=first["lang"], original_lang=first["lang"],
+            url=first["url"],
             sources=list(dict.fromkeys(r["feed_name"] for r, _ in rows)),
             langs=list(dict.fromkeys(r["lang"] for r, _ in rows)), why=terms, watchwords=matched_words))
     return len(by_story), examples
@@ -846,7 +855,8 @@ def build_application(cfg: Config, store: Store, hooks: Hooks | None = None, *,
                       clock: Callable[[], datetime] = utcnow) -> Application:
     """The bot as a python-telegram-bot ``Application`` (token from TELEGRAM_BOT_TOKEN)."""
     if not cfg.telegram.token:
-        raise NewsBotError("telegram: TELEGRAM_BOT_TOKEN is not set (the token is read from the environment only)")
+        raise NewsBotError("telegram: TELEGRAM_BOT_TOKEN is not set "
+                           "(the token is read from the environment only)")
     hooks = dict(hooks or {})
     application = (
         ApplicationBuilder()
