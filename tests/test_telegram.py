@@ -450,3 +450,47 @@ def test_every_command_is_documented_in_the_readme_with_an_example():
         rows = [line for line in section.splitlines() if line.startswith(f"| `/{name}")]
         assert rows, f"/{name} is not in the README's Telegram commands table"
         assert all(row.rstrip().rstrip("|").rstrip().endswith("`") for row in rows), f"/{name}: no example"
+
+
+# -- argument parsing ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, expected", [("07:30", "07:30"), ("7:30", "07:30"), (" 23:59 ", "23:59"),
+                                            ("00:00", "00:00"), ("24:00", None), ("12:60", None), ("1230", None),
+                                            ("", None), ("7.30", None), ("-1:00", None)])
+def test_parse_hhmm(text, expected):
+    from bot.telegram import parse_hhmm
+
+    assert parse_hhmm(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [("Europe/Moscow", "Europe/Moscow"), ("asia/almaty", "Asia/Almaty"),
+                                            ("UTC", "UTC"), ("Mars/Base", None), ("../../etc/passwd", None),
+                                            ("", None), ("Europe/", None)])
+def test_parse_timezone(text, expected):
+    from bot.telegram import parse_timezone
+
+    assert parse_timezone(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [("23:00-07:00", ("23:00", "07:00")), ("9:00 – 17:30", ("09:00", "17:30")),
+                                            ("off", (None, None)), ("OFF", (None, None)), ("23:00", None),
+                                            ("23:00-23:00", None), ("a-b", None), ("23:00-07:00-08:00", None)])
+def test_parse_quiet(text, expected):
+    from bot.telegram import parse_quiet
+
+    assert parse_quiet(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Zhanaozen", ["Zhanaozen"]),
+    ("oil strike", ["oil", "strike"]),
+    ("oil strike, Mangystau", ["oil strike", "Mangystau"]),
+    ("«Жаңаөзен», zhanaozen, Zhanaozen", ["Жаңаөзен", "zhanaozen"]),
+    ("a\u202eb,\x00c", ["ab", "c"]),
+    (" , , ", []),
+])
+def test_split_words(text, expected):
+    from bot.telegram import split_words
+
+    assert split_words(text) == expected
