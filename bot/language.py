@@ -208,11 +208,13 @@ def detect_many(pairs: Sequence[tuple[str, str | None]]) -> list[str]:
 #   Алматыға, Алматыда, Алматыдағы, Алматы        -> алмат
 #   Жаңаөзенде, Жаңаөзен, Жанаозенде               -> жанаозен (after folding)
 #   наразылық, наразылықтар, наразылығы, наразылар  -> нараз
-#   ұстады, ұсталды, ұсталғандар, ұстап, ұстау      -> уста (after folding)
+#   ұстады, ұсталды, ұсталғандар, ұстап, ұстау      -> уст (after folding)
 #
-# Guards: a stem keeps at least 2 letters (3 for one-letter suffixes) and a
-# vowel; the one-letter suffixes are restricted (passive -л, converb -п only
-# after a vowel; possessive -ы/-і only after a consonant); after each strip a
+# Guards: a stem keeps at least 3 letters and a vowel; a suffix must fit the
+# sound before it (_kk_fits: н-forms after vowels, т/қ/к-forms after voiceless
+# consonants); one-letter suffixes are restricted (passive -л/-н, converb -п,
+# causative -т only after a vowel; possessive -ы/-і and a verb stem's final
+# -а/-е only after a consonant; verbal noun -у anywhere); after each strip a
 # final voiced consonant is devoiced (наразылығ -> наразылық, тоб -> топ) so
 # that the next step sees the dictionary form.
 
@@ -236,14 +238,15 @@ KK_SUFFIXES: dict[str, tuple[str, ...]] = {
     "past": ("ды", "ді", "ты", "ті", "дым", "дім", "тым", "тім", "дық", "дік", "тық", "тік",
              "дыңыз", "діңіз", "тыңыз", "тіңіз"),
     "participle": ("ған", "ген", "қан", "кен", "атын", "етін", "йтын", "йтін"),
-    "present": ("ады", "еді", "йды", "йді", "ады", "уда", "уде"),
+    "present": ("йды", "йді", "уда", "уде"),  # not ады/еді: бұғатта+ды is not бұғатт+ады
     "future": ("мақ", "мек", "бақ", "бек", "пақ", "пек"),
     "converb": ("ып", "іп"),
     "voice": ("ыл", "іл", "ын", "ін"),
     "predicative": ("мын", "мін", "бын", "бін", "пын", "пін", "сың", "сің"),
 }
 # one-letter suffixes with the context they need
-_KK_AFTER_VOWEL = frozenset("лпу")  # passive, converb, verbal noun
+_KK_AFTER_VOWEL = frozenset("лнпт")  # passive, reflexive/passive, converb, causative
+_KK_ANYWHERE = frozenset("у")  # verbal noun (ұстау, өшіру)
 _KK_AFTER_CONSONANT = frozenset("ыіае")  # possessive 3rd person; stem-final vowel of verbs
 _KK_DEVOICE = {"ғ": "қ", "г": "к", "б": "п"}
 _KK_MIN_STEM = 3
@@ -291,14 +294,39 @@ def _has_vowel(s: str) -> bool:
     return not _KK_VOWELS_FOLDED.isdisjoint(s)
 
 
+_KK_VOICELESS = frozenset("кқпстшщфхцчв")  # final в is said [f]: Тоқаевтың, Тоқаевқа
+_KK_NASAL = frozenset("мнң")
+
+
+def _kk_fits(suffix: str, before: str) -> bool:
+    """Sound rules for the suffix's first letter after the stem's last letter.
+
+    n-initial case forms (ның, на, нда, ...) follow vowels (ablative нан/нен also
+    nasals); т-, қ- and к-initial forms follow voiceless consonants; д-, ғ- and
+    г-initial forms do not. This keeps the stripper off root letters
+    (тонна is not тон + на).
+    """
+    first = suffix[0]
+    if first == "н":
+        return before in _KK_VOWELS_FOLDED or (suffix in ("нан", "нен") and before in _KK_NASAL)
+    if first in "тқк":
+        return before in _KK_VOICELESS
+    if first in "дғг":
+        return before not in _KK_VOICELESS
+    return True
+
+
 def _kk_cuts(stem: str) -> list[int]:
     """Lengths of the suffixes that may be stripped from ``stem``, longest first."""
     n = len(stem)
     cuts = [size for size in range(min(_KK_MAX, n - _KK_MIN_STEM), 1, -1)
-            if stem[-size:] in _KK_BY_LEN[size] and _has_vowel(stem[:-size])]
+            if stem[-size:] in _KK_BY_LEN[size] and _has_vowel(stem[:-size])
+            and _kk_fits(stem[-size:], stem[-size - 1])]
     if n > _KK_MIN_STEM:
         last, before = stem[-1], stem[-2]
         if last in _KK_AFTER_VOWEL and before in _KK_VOWELS_FOLDED:
+            cuts.append(1)
+        elif last in _KK_ANYWHERE and _has_vowel(stem[:-1]):
             cuts.append(1)
         elif last in _KK_AFTER_CONSONANT and before not in _KK_VOWELS_FOLDED and _has_vowel(stem[:-1]):
             cuts.append(1)

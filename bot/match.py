@@ -17,6 +17,7 @@ import asyncio
 import inspect
 import logging
 import re
+from itertools import compress, repeat
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -24,14 +25,14 @@ from . import language as lang_mod
 from .language import (KK_FOLD, KK_LEXICON, RU_FOLD, fold_word, kk_normalise, name_key, to_cyrillic,
                        to_latin, word_keys)
 from .models import LANGS, Match, WatchWord
-from .rules import Term, Topic, evaluate, parse_term
+from .rules import Term, Topic, compile_expression, parse_term
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Matcher", "WatchWord", "expand_watchword", "aexpand_watchword", "compile_watchword_terms"]
 
 MAX_CACHE_WORDS = 300_000
-NAME_KEY_MIN = 4  # shorter cross-script name keys collide too often
+NAME_KEY_MIN = 5  # shorter cross-script name keys collide too often (Zhana / жаңа)
 PREFIX_BUCKET = 3
 
 
@@ -45,14 +46,14 @@ class _Slot:
     term: Term
 
 
-@dataclass
+@dataclass(eq=False, slots=True)
 class _Entry:
     """The cached view of one surface word in one language."""
 
     keys: tuple[str, ...]
     folded: str
     hits: tuple[int, ...]  # single-word slots hit by this word
-    phrases: tuple[int, ...]  # phrase slots whose first word this is
+    phrases: tuple  # (phrase slot, index of this word in the phrase) anchored on this word
 
 
 _EMPTY: tuple[int, ...] = ()
@@ -72,7 +73,7 @@ class Matcher:
             fold_word(w).translate(KK_FOLD)
             for t in self.topics for g in t.groups
             for term in [*g.terms.get("kk", ()), *(x for p in g.parts for x in p.terms.get("kk", ()))]
-            for w, orig in zip(term.words, term.text.split()) if orig[:1].isupper()
+            for w in lang_mod.words(term.text) if w[:1].isupper()
         )
         self._topic_slots: list[tuple[str, _Slot]] = []
         for ti, topic in enumerate(self.topics):
@@ -84,6 +85,9 @@ class Matcher:
                         for term in part.terms.get(lang, ()):
                             self._topic_slots.append((lang, _Slot(ti, gi, pi, term)))
         self._positive = [t.positive for t in self.topics]
+        self._predicates = [compile_expression(t.expr) if t.expr is not None else None for t in self.topics]
+        self._group_names = [tuple(g.name for g in t.groups) for t in self.topics]
+        self._group_weights = [{g.name: g.weight for g in t.groups} for t in self.topics]
         self.set_watchwords(watchwords)
 
     # -- compiling -----------------------------------------------------------
@@ -119,95 +123,136 @@ class Matcher:
                             slots.append(_Slot(-1, wi, -1, Term(ww.word, (words[0].lower(),), (False,))))
                             self._watch_name_keys[lang].setdefault(key, []).append(len(slots) - 1)
         self._slots = slots
+        # what a hit counts for: ((topic * 1024 + group) * 256 + part + 1), or -1 - watch word index
+        self._slot_key = [((sl.topic * 1024 + sl.group) * 256 + sl.part + 1) if sl.topic >= 0 else -1 - sl.group
+                          for sl in slots]
+        self._keyinfo = {k: (k >> 18, self._group_names[k >> 18][(k >> 8) & 1023]) for k in self._slot_key if k >= 0}
         self._single: dict[str, dict[str, list[int]]] = {lang: {} for lang in LANGS}
         self._prefix: dict[str, dict[str, list[tuple[str, int]]]] = {lang: {} for lang in LANGS}
-        self._phrase_first: dict[str, dict[str, list[int]]] = {lang: {} for lang in LANGS}
-        self._phrase_prefix: dict[str, dict[str, list[tuple[str, int]]]] = {lang: {} for lang in LANGS}
+        # phrases are anchored on their longest plain word (rarer than "в" or "of")
+        self._anchor: dict[str, dict[str, list[tuple[int, int]]]] = {lang: {} for lang in LANGS}
+        self._anchor_prefix: dict[str, dict[str, list[tuple[str, int, int]]]] = {lang: {} for lang in LANGS}
         self._phrase_keys: dict[tuple[int, str], tuple[tuple[bool, Any], ...]] = {}
         for lang in LANGS:
+            # anchor each phrase on its word whose key the fewest phrases and terms share
+            # (not on "интернет" when forty phrases contain it)
+            key_count: dict[str, int] = {}
+            for _, term in per_lang[lang]:
+                for w, p in zip(term.words, term.prefix):
+                    if not p:
+                        for k in self._keys(w, lang):
+                            key_count[k] = key_count.get(k, 0) + 1
             for sid, term in per_lang[lang]:
-                first = term.words[0]
                 if term.is_phrase:
                     self._phrase_keys[(sid, lang)] = tuple(
                         (True, _fold_surface(w, lang)) if p else (False, frozenset(self._keys(w, lang)))
                         for w, p in zip(term.words, term.prefix)
                     )
-                    if term.prefix[0]:
-                        pre = _fold_surface(first, lang)
-                        self._phrase_prefix[lang].setdefault(pre[:PREFIX_BUCKET], []).append((pre, sid))
+                    plain = [j for j, p in enumerate(term.prefix) if not p]
+                    if plain:
+                        j = min(plain, key=lambda k: (min(key_count.get(x, 0) for x in self._keys(term.words[k], lang)),
+                                                      -len(term.words[k])))
+                        for k in self._keys(term.words[j], lang):
+                            self._anchor[lang].setdefault(k, []).append((sid, j))
                     else:
-                        for k in self._keys(first, lang):
-                            self._phrase_first[lang].setdefault(k, []).append(sid)
+                        pre = _fold_surface(term.words[0], lang)
+                        self._anchor_prefix[lang].setdefault(pre[:PREFIX_BUCKET], []).append((pre, sid, 0))
                 elif term.prefix[0]:
-                    pre = _fold_surface(first, lang)
+                    pre = _fold_surface(term.words[0], lang)
                     self._prefix[lang].setdefault(pre[:PREFIX_BUCKET], []).append((pre, sid))
                 else:
-                    for k in self._keys(first, lang):
+                    for k in self._keys(term.words[0], lang):
                         self._single[lang].setdefault(k, []).append(sid)
         self._cache: dict[str, dict[str, _Entry]] = {lang: {} for lang in LANGS}
+        self._active: dict[str, dict[str, Any]] = {lang: {} for lang in LANGS}
 
     def _entry(self, word: str, lang: str) -> _Entry:
         keys = self._keys(word, lang)
         folded = _fold_surface(word, lang)
-        hits: list[int] = []
-        phrases: list[int] = []
+        hits: list[int] = []  # slot ids first, mapped to hit keys below
+        phrases: list[tuple[int, int]] = []
         single = self._single[lang]
-        first = self._phrase_first[lang]
+        anchor = self._anchor[lang]
         for k in keys:
             hits.extend(single.get(k, ()))
-            phrases.extend(first.get(k, ()))
+            phrases.extend(anchor.get(k, ()))
         bucket = folded[:PREFIX_BUCKET]
         for pre, sid in self._prefix[lang].get(bucket, ()):
             if folded.startswith(pre):
                 hits.append(sid)
-        for pre, sid in self._phrase_prefix[lang].get(bucket, ()):
+        for pre, sid, j in self._anchor_prefix[lang].get(bucket, ()):
             if folded.startswith(pre):
-                phrases.append(sid)
+                phrases.append((sid, j))
         names = self._watch_name_keys[lang]
         if names:
-            nk = name_key(word, lang)
+            nk = name_key(word, lang) if word[:1].isupper() else ""
             if nk in names:
                 hits.extend(names[nk])
+        slot_key = self._slot_key
         return _Entry(keys=keys, folded=folded,
-                      hits=tuple(dict.fromkeys(hits)) if hits else _EMPTY,
+                      hits=tuple(dict.fromkeys(slot_key[sid] for sid in hits)) if hits else _EMPTY,
                       phrases=tuple(dict.fromkeys(phrases)) if phrases else _EMPTY)
 
     # -- scanning ---------------------------------------------------------------
 
-    def _scan(self, title: str, summary: str, lang: str) -> dict[int, list[str]]:
-        """slot id -> the surfaces that filled it, in order of appearance."""
+    def _scan(self, title: str, summary: str, lang: str) -> dict[int, list[tuple[int, str]]]:
+        """hit key -> [(position, surface)] of the words or phrases that matched it."""
         if lang not in LANGS:
             raise ValueError(f"match: language must be one of {', '.join(LANGS)}, not {lang!r}")
         cache = self._cache[lang]
-        if len(cache) > MAX_CACHE_WORDS:
-            cache.clear()
-        found: dict[int, list[str]] = {}
-        for text in (title or "", summary or ""):
-            if not text:
-                continue
-            ws = lang_mod._WORD.findall(text)
-            entries = []
-            for w in ws:
-                e = cache.get(w)
-                if e is None:
-                    e = cache[w] = self._entry(w, lang)
-                entries.append(e)
-                for sid in e.hits:
-                    found.setdefault(sid, []).append(w)
-            for i, e in enumerate(entries):
-                if e.phrases:
-                    for sid in e.phrases:
-                        span = self._phrase_at(sid, lang, entries, i)
-                        if span:
-                            found.setdefault(sid, []).append(_surface(text, ws, i, span))
+        active = self._active[lang]  # word -> its entry when it hits anything, else 0
+        text = f"{title}\n{summary}" if summary else title
+        ws = lang_mod._WORD.findall(text)
+        flags = list(map(active.get, ws, repeat(None)))
+        if None in flags:
+            if len(cache) > MAX_CACHE_WORDS:
+                cache.clear()
+                active.clear()
+            for i, w in enumerate(ws):
+                if flags[i] is None:
+                    e = cache.get(w)
+                    if e is None:
+                        e = cache[w] = self._entry(w, lang)
+                        active[w] = e if (e.hits or e.phrases) else 0
+                    flags[i] = active[w]
+        found: dict[int, list[tuple[int, str]]] = {}
+        positions = list(compress(range(len(ws)), flags))
+        if not positions:
+            return found
+        phrase_at = None
+        for i in positions:
+            w = ws[i]
+            e = active[w]
+            for key in e.hits:
+                if key in found:
+                    found[key].append((i, w))
+                else:
+                    found[key] = [(i, w)]
+            if e.phrases:
+                if phrase_at is None:
+                    phrase_at = []
+                phrase_at.append(i)
+        if phrase_at:
+            slot_key = self._slot_key
+            done: set[int] = set()
+            for i in phrase_at:
+                for sid, j in active[ws[i]].phrases:
+                    key = slot_key[sid]
+                    if key in done:
+                        continue  # the group already has a phrase here: its other phrases add nothing
+                    start = i - j
+                    n = self._phrase_len(sid, lang, ws, cache, start)
+                    if n:
+                        done.add(key)
+                        found.setdefault(key, []).append((start, _surface(text, ws, start, n)))
         return found
 
-    def _phrase_at(self, sid: int, lang: str, entries: list[_Entry], i: int) -> int:
+    def _phrase_len(self, sid: int, lang: str, ws: list[str], cache: dict, start: int) -> int:
         want = self._phrase_keys[(sid, lang)]
-        if i + len(want) > len(entries):
+        if start < 0 or start + len(want) > len(ws):
             return 0
         for j, (is_prefix, key) in enumerate(want):
-            e = entries[i + j]
+            e = cache[ws[start + j]]
             if is_prefix:
                 if not e.folded.startswith(key):
                     return 0
@@ -219,37 +264,46 @@ class Matcher:
 
     def match(self, title: str, summary: str, lang: str) -> list[Match]:
         """Topic and watch-word matches of one item, best score first."""
-        found = self._scan(title, summary, lang)
+        found = self._scan(title or "", summary or "", lang)
         if not found:
             return []
-        per_topic: dict[int, dict[int, list[str]]] = {}
-        per_watch: dict[int, list[str]] = {}
-        for sid, surfaces in found.items():
-            slot = self._slots[sid]
-            if slot.topic < 0:
-                per_watch.setdefault(slot.group, []).extend(surfaces)
+        # topic index -> {group name: hits}; only positive groups keep their hits
+        per_topic: dict[int, dict[str, list[tuple[int, str]]]] = {}
+        per_watch: dict[int, list[tuple[int, str]]] = {}
+        keyinfo = self._keyinfo
+        for key, hits in found.items():
+            if key < 0:
+                per_watch[-1 - key] = hits
+                continue
+            ti, name = keyinfo[key]
+            groups = per_topic.get(ti)
+            if groups is None:
+                per_topic[ti] = {name: hits}
+            elif name in groups:
+                groups[name] = groups[name] + hits
             else:
-                per_topic.setdefault(slot.topic, {}).setdefault(slot.group, []).extend(surfaces)
+                groups[name] = hits
         out: list[Match] = []
         for ti, groups in per_topic.items():
-            topic = self.topics[ti]
-            matched_names = {topic.groups[gi].name for gi in groups}
-            if topic.expr is None or not evaluate(topic.expr, matched_names):
+            predicate = self._predicates[ti]
+            if predicate is None or not predicate(groups):
                 continue
+            weights = self._group_weights[ti]
             positive = self._positive[ti]
-            score = sum(topic.groups[gi].weight for gi in groups if topic.groups[gi].name in positive)
+            score = 0.0
+            hits = []
+            for name, hs in groups.items():
+                if name in positive:
+                    score += weights[name]
+                    hits += hs
+            topic = self.topics[ti]
             if score < topic.threshold or score <= 0:
                 continue
-            terms = _ordered_terms(
-                (s for gi, surfaces in groups.items() if topic.groups[gi].name in positive for s in surfaces),
-                title, summary,
-            )
-            out.append(Match(topic=topic.id, score=round(score, 3), terms=terms))
-        for wi, surfaces in per_watch.items():
-            ww = self.watchwords[wi]
-            terms = _ordered_terms(surfaces, title, summary)
-            out.append(Match(topic=f"watch:{ww.id}", score=1.0, terms=terms))
-        out.sort(key=lambda m: (-m.score, m.topic))
+            out.append(Match(topic=topic.id, score=round(score, 3), terms=_ordered_terms(hits)))
+        for wi, hits in per_watch.items():
+            out.append(Match(topic=f"watch:{self.watchwords[wi].id}", score=1.0, terms=_ordered_terms(hits)))
+        if len(out) > 1:
+            out.sort(key=lambda m: (-m.score, m.topic))
         return out
 
     def match_many(self, items: Iterable[tuple[str, str, str]]) -> list[list[Match]]:
@@ -263,12 +317,13 @@ class Matcher:
         ``concept = ""`` are left out.
         """
         out: set[str] = set()
-        for sid in self._scan(title, summary, lang):
-            slot = self._slots[sid]
-            if slot.topic < 0:
+        for key in self._scan(title or "", summary or "", lang):
+            if key < 0:
                 continue
-            group = self.topics[slot.topic].groups[slot.group]
-            concept = group.parts[slot.part].concept if slot.part >= 0 else group.concept
+            tg, part = divmod(key, 256)
+            ti, gi = divmod(tg, 1024)
+            group = self.topics[ti].groups[gi]
+            concept = group.parts[part - 1].concept if part else group.concept
             if concept and group.concept:
                 out.add(concept)
         return out
@@ -276,20 +331,20 @@ class Matcher:
 
 def _surface(text: str, ws: list[str], i: int, n: int) -> str:
     """The phrase ws[i:i+n] as it appears in text (hyphens and spacing kept)."""
+    joined = " ".join(ws[i:i + n])
+    if joined in text:
+        return joined
     pattern = r"[\W_]+".join(re.escape(w) for w in ws[i:i + n])
     m = re.search(pattern, text)
     return m.group(0) if m else " ".join(ws[i:i + n])
 
 
-def _ordered_terms(surfaces: Iterable[str], title: str, summary: str) -> list[str]:
+def _ordered_terms(hits: list[tuple[int, str]]) -> list[str]:
+    """Matched surfaces in order of appearance, each once (case-insensitively)."""
     seen: dict[str, str] = {}
-    for s in surfaces:
-        key = s.lower()
-        if key not in seen:
-            seen[key] = s
-    text = f"{title}\n{summary}"
-    lower = text.lower()
-    return sorted(seen.values(), key=lambda s: (lower.find(s.lower()) % (len(text) + 1), s))
+    for _, surface in sorted(hits):
+        seen.setdefault(surface.lower(), surface)
+    return list(seen.values())
 
 
 # -- watch words -------------------------------------------------------------------------

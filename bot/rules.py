@@ -216,6 +216,21 @@ def evaluate(expr: Expr, matched: set[str] | frozenset[str]) -> bool:
     return any(evaluate(e, matched) for e in expr[1:])
 
 
+def compile_expression(expr: Expr):
+    """The expression as a fast predicate over a set of matched group names."""
+
+    def code(e: Expr) -> str:
+        if isinstance(e, str):
+            return f"({e!r} in m)"
+        if e[0] == "not":
+            return f"(not {code(e[1])})"
+        sep = " and " if e[0] == "and" else " or "
+        return "(" + sep.join(code(x) for x in e[1:]) + ")"
+
+    # names are validated identifiers, and repr() quotes them: no code injection
+    return eval(f"lambda m: {code(expr)}", {"__builtins__": {}})  # noqa: S307
+
+
 def format_expression(expr: Expr) -> str:
     if isinstance(expr, str):
         return expr
