@@ -340,10 +340,15 @@ def _surface(text: str, ws: list[str], i: int, n: int) -> str:
 
 
 def _ordered_terms(hits: list[tuple[int, str]]) -> list[str]:
-    """Matched surfaces in order of appearance, each once (case-insensitively)."""
+    """Matched surfaces in order of appearance, each once (case-insensitively);
+    a word already shown inside a matched phrase is not repeated."""
     seen: dict[str, str] = {}
     for _, surface in sorted(hits):
         seen.setdefault(surface.lower(), surface)
+    phrases = [k for k in seen if " " in k or "-" in k]
+    if phrases:
+        inside = {w for k in phrases for w in lang_mod._WORD.findall(k)}
+        return [v for k, v in seen.items() if k in phrases or k not in inside]
     return list(seen.values())
 
 
@@ -400,7 +405,8 @@ def _transliterate(word: str, src: str, dst: str) -> str | None:
     if dst == "en":
         return to_latin(word) if cyr else None
     if not cyr:
-        return to_cyrillic(word)
+        cyrillic = to_cyrillic(word)
+        return cyrillic[:1].upper() + cyrillic[1:] if word[:1].isupper() else cyrillic
     if src == "kk" and dst == "ru":
         return word.translate(KK_FOLD) if any(c in lang_mod.KK_LETTERS for c in word.lower()) else None
     return None

@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from .models import Feed, Item, Match, Subscriber, from_iso, iso, utcnow
+from .models import Feed, Item, Match, Subscriber, WatchWord, from_iso, iso, utcnow
 
 migrations = Migrations("newsbot")
 
@@ -881,6 +881,117 @@ class Store:
             "ORDER BY i.fetched DESC LIMIT ?", (iso(since), iso(until), limit))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur]
+
+    # (watchwords: the matching part; expansions are JSON {lang: [terms]})
+
+    MAX_WATCHWORD_CHARS = 64
+    MAX_EXPANSION_CHARS = 128
+
+    @staticmethod
+    def _watchword_row(r) -> WatchWord:
+        try:
+            expansions = json.loads(r[4] or "{}")
+        except ValueError:
+            expansions = {}
+        if not isinstance(expansions, dict):
+            expansions = {}
+        return WatchWord(id=r[0], chat_id=r[1], word=r[2], lang=r[3],
+                         expansions={k: [str(x) for x in v] for k, v in expansions.items() if isinstance(v, list)})
+
+    def _clean_expansions(self, expansions: dict | None) -> dict[str, list[str]]:
+        if expansions is None:
+            return {}
+        if not isinstance(expansions, dict):
+            raise ValueError("watch word: expansions must be a mapping of language to a list of terms")
+        out: dict[str, list[str]] = {}
+        for lang, terms in expansions.items():
+            if lang not in ("en", "ru", "kk"):
+                raise ValueError(f"watch word: expansion language must be en, ru or kk, not {lang!r}")
+            if isinstance(terms, str) or not isinstance(terms, (list, tuple)):
+                raise ValueError(f"watch word: expansions[{lang}] must be a list of terms")
+            cleaned: list[str] = []
+            for term in terms:
+                if not isinstance(term, str) or not " ".join(term.split()):
+                    raise ValueError(f"watch word: expansions[{lang}] has an empty or non-text term")
+                term = " ".join(term.split())
+                if len(term) > self.MAX_EXPANSION_CHARS:
+                    raise ValueError(f"watch word: expansions[{lang}] term longer than "
+                                     f"{self.MAX_EXPANSION_CHARS} characters")
+                if term.casefold() not in {t.casefold() for t in cleaned}:
+                    cleaned.append(term)
+            out[lang] = cleaned
+        return out
+
+    def add_watchword(self, chat_id: int, word: str, lang: str | None = None,
+                      expansions: dict[str, list[str]] | None = None, now: datetime | None = None) -> WatchWord:
+        """Store a reader's watch word with its expansions; return it.
+
+        A word the chat already watches (compared case-insensitively) keeps its
+        id and gets the new language and expansions. The chat must exist
+        (``ensure_subscriber`` first): ValueError otherwise, as for an empty or
+        over-long word or malformed expansions.
+        """
+        if not isinstance(word, str) or not " ".join(word.split()):
+            raise ValueError("watch word: is empty")
+        word = " ".join(word.split())
+        if len(word) > self.MAX_WATCHWORD_CHARS:
+            raise ValueError(f"watch word: longer than {self.MAX_WATCHWORD_CHARS} characters")
+        if lang is not None and lang not in ("en", "ru", "kk"):
+            raise ValueError(f"watch word: lang must be en, ru or kk, not {lang!r}")
+        cleaned = self._clean_expansions(expansions)
+        if self.conn.execute("SELECT 1 FROM subscribers WHERE chat_id = ?", (chat_id,)).fetchone() is None:
+            raise ValueError(f"watch word: unknown chat {chat_id} (create the subscriber first)")
+        with self.conn:
+            same = next((w for w in self.watchwords(chat_id) if w.word.casefold() == word.casefold()), None)
+            if same is not None:
+                self.conn.execute("UPDATE watchwords SET lang = ?, expansions = ? WHERE id = ?",
+                                  (lang, json.dumps(cleaned, ensure_ascii=False), same.id))
+                watch_id = same.id
+            else:
+                watch_id = self.conn.execute(
+                    "INSERT INTO watchwords(chat_id, word, lang, expansions, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (chat_id, word, lang, json.dumps(cleaned, ensure_ascii=False), iso(now or utcnow())),
+                ).lastrowid
+        return self.watchword(watch_id)
+
+    def update_watchword_expansions(self, chat_id: int, word: str,
+                                    expansions: dict[str, list[str]]) -> WatchWord | None:
+        """Replace a watch word's expansions (the reader edited them); None when not watched."""
+        cleaned = self._clean_expansions(expansions)
+        same = next((w for w in self.watchwords(chat_id) if w.word.casefold() == " ".join(word.split()).casefold()),
+                    None)
+        if same is None:
+            return None
+        with self.conn:
+            self.conn.execute("UPDATE watchwords SET expansions = ? WHERE id = ?",
+                              (json.dumps(cleaned, ensure_ascii=False), same.id))
+        return self.watchword(same.id)
+
+    def remove_watchword(self, chat_id: int, word: str) -> bool:
+        """Stop watching a word (compared case-insensitively); True when it was watched."""
+        same = next((w for w in self.watchwords(chat_id) if w.word.casefold() == " ".join(word.split()).casefold()),
+                    None)
+        if same is None:
+            return False
+        with self.conn:
+            return self.conn.execute("DELETE FROM watchwords WHERE id = ?", (same.id,)).rowcount == 1
+
+    def watchword(self, watchword_id: int) -> WatchWord | None:
+        row = self.conn.execute("SELECT id, chat_id, word, lang, expansions FROM watchwords WHERE id = ?",
+                                (watchword_id,)).fetchone()
+        return self._watchword_row(row) if row else None
+
+    def watchwords(self, chat_id: int) -> list[WatchWord]:
+        """A chat's watch words, oldest first."""
+        return [self._watchword_row(r) for r in self.conn.execute(
+            "SELECT id, chat_id, word, lang, expansions FROM watchwords WHERE chat_id = ? ORDER BY id", (chat_id,))]
+
+    def all_watchwords(self, include_paused: bool = False) -> list[WatchWord]:
+        """Every watch word (of chats not paused, unless asked), for the matcher."""
+        paused = "" if include_paused else "WHERE s.paused IS NULL "
+        return [self._watchword_row(r) for r in self.conn.execute(
+            "SELECT w.id, w.chat_id, w.word, w.lang, w.expansions FROM watchwords w "
+            f"JOIN subscribers s ON s.chat_id = w.chat_id {paused}ORDER BY w.id")]
 
     # -- outbox and alerts ---------------------------------------------------
     # (delivery's part; the sender in bot/delivery.py drives the state machine:
