@@ -296,19 +296,20 @@ def _has_vowel(s: str) -> bool:
 
 _KK_VOICELESS = frozenset("кқпстшщфхцчв")  # final в is said [f]: Тоқаевтың, Тоқаевқа
 _KK_NASAL = frozenset("мнң")
+_KK_AFTER_NASAL = frozenset({"нан", "нен", "ның", "нің", "нын", "нин"})  # ablative, genitive (also folded)
 
 
 def _kk_fits(suffix: str, before: str) -> bool:
     """Sound rules for the suffix's first letter after the stem's last letter.
 
-    n-initial case forms (ның, на, нда, ...) follow vowels (ablative нан/нен also
-    nasals); т-, қ- and к-initial forms follow voiceless consonants; д-, ғ- and
+    n-initial case forms (ның, на, нда, ...) follow vowels (genitive ның/нің and
+    ablative нан/нен also м, н, ң); т-, қ- and к-initial forms follow voiceless consonants; д-, ғ- and
     г-initial forms do not. This keeps the stripper off root letters
     (тонна is not тон + на).
     """
     first = suffix[0]
     if first == "н":
-        return before in _KK_VOWELS_FOLDED or (suffix in ("нан", "нен") and before in _KK_NASAL)
+        return before in _KK_VOWELS_FOLDED or (suffix in _KK_AFTER_NASAL and before in _KK_NASAL)
     if first in "тқк":
         return before in _KK_VOICELESS
     if first in "дғг":
