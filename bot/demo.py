@@ -130,8 +130,9 @@ def _run(cfg, out, kept: Path | None) -> int:
 
 
 def _print_digest(store, cfg, out) -> None:
-    from .digest import build_digest, default_reader
+    from .alerts import digest_messages
+    from .digest import default_reader
 
-    messages = build_digest(store, cfg, default_reader(cfg), utcnow(), since=None)
+    messages = digest_messages(store, cfg, default_reader(cfg), None, utcnow())
     print("\nThe digest a reader in English would get now (Telegram HTML):\n", file=out)
     print("\n-----\n".join(messages), file=out)
