@@ -116,7 +116,7 @@ class Matcher:
                     per_lang[lang].append((len(slots) - 1, term))
                 # cross-script name key (a Latin "Tokayev" finds «Тоқаевтың»)
                 words = ww.word.split()
-                if len(words) == 1:
+                if len(words) == 1 and words[0].isalpha():
                     for source_lang in {ww.lang or "en", lang}:
                         key = name_key(words[0], source_lang)
                         if len(key) >= NAME_KEY_MIN:
@@ -185,7 +185,7 @@ class Matcher:
                 phrases.append((sid, j))
         names = self._watch_name_keys[lang]
         if names:
-            nk = name_key(word, lang) if word[:1].isupper() else ""
+            nk = name_key(word, lang) if word[:1].isupper() and word.isalpha() else ""
             if nk in names:
                 hits.extend(names[nk])
         slot_key = self._slot_key
