@@ -73,12 +73,14 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import telegram
-from telegram.error import (BadRequest, ChatMigrated, Forbidden, InvalidToken, NetworkError, RetryAfter,
-                            TelegramError, TimedOut)
-from telegram.request import HTTPXRequest
-from telegram.warnings import PTBDeprecationWarning
+from telegram.error import (BadRequest, ChatMigrated, EndPointNotFound, Forbidden, InvalidToken, NetworkError,
+                            RetryAfter, TelegramError, TimedOut)
+from telegram._utils.defaultvalue import DefaultValue
+from telegram.request import BaseRequest, HTTPXRequest, RequestData
+from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
 
 from .config import Config, DeliveryConfig
 from .errors import NewsBotError
@@ -111,14 +113,164 @@ class DeliveryReport:
     resumed: int = 0  # rows left 'sending' by a dead sender, resent
 
 
-def make_bot(cfg: Config, connection_pool_size: int | None = None) -> telegram.Bot:
-    """A PTB ``Bot`` for ``[telegram] base_url`` and ``TELEGRAM_BOT_TOKEN`` (not yet initialised)."""
+def make_bot(cfg: Config, connection_pool_size: int | None = None, lean: bool = False) -> telegram.Bot:
+    """A PTB ``Bot`` for ``[telegram] base_url`` and ``TELEGRAM_BOT_TOKEN`` (not yet initialised).
+
+    ``lean=True`` uses :class:`LeanRequest` (several times less CPU per call than
+    httpx; for bulk sending) instead of PTB's default httpx client.
+    """
     if not cfg.telegram.token:
         raise DeliveryError("delivery: TELEGRAM_BOT_TOKEN is not set")
     pool = connection_pool_size or max(8, cfg.delivery.max_in_flight + 4)
-    return telegram.Bot(cfg.telegram.token, base_url=cfg.telegram.base_url,
-                        request=HTTPXRequest(connection_pool_size=pool, read_timeout=15.0, write_timeout=15.0,
-                                             connect_timeout=10.0, pool_timeout=10.0))
+    if lean:
+        request: BaseRequest = LeanRequest(pool_size=pool)
+    else:
+        request = HTTPXRequest(connection_pool_size=pool, read_timeout=15.0, write_timeout=15.0,
+                               connect_timeout=10.0, pool_timeout=10.0)
+    return telegram.Bot(cfg.telegram.token, base_url=cfg.telegram.base_url, request=request)
+
+
+class LeanRequest(BaseRequest):
+    """A small HTTP/1.1 keep-alive client on asyncio streams for PTB's ``Bot``.
+
+    httpx costs about 2 ms of CPU per Bot API call on a small machine, which caps a
+    single-process sender near 300 messages/s; this client does the same
+    form-urlencoded POST for a fraction of that. It speaks http and https
+    (certificate-checked), keeps up to ``pool_size`` connections, answers
+    timeouts with PTB's ``TimedOut`` and broken connections with
+    ``NetworkError``. Uploads (multipart) and proxies are passed to an
+    ``HTTPXRequest``.
+    """
+
+    def __init__(self, pool_size: int = 32, connect_timeout: float = 10.0, read_timeout: float = 15.0,
+                 write_timeout: float = 15.0, pool_timeout: float = 10.0):
+        self.pool_size = pool_size
+        self._timeouts = {"connect": connect_timeout, "read": read_timeout, "write": write_timeout,
+                          "pool": pool_timeout}
+        self._idle: dict[tuple[str, str, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+        self._slots: asyncio.Semaphore | None = None
+        self._fallback = HTTPXRequest(connection_pool_size=4, read_timeout=read_timeout,
+                                      write_timeout=write_timeout, connect_timeout=connect_timeout,
+                                      pool_timeout=pool_timeout)
+        self._ssl = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._timeouts["read"]
+
+    async def initialize(self) -> None:
+        await self._fallback.initialize()
+
+    async def shutdown(self) -> None:
+        for conns in self._idle.values():
+            for _, writer in conns:
+                writer.close()
+        self._idle.clear()
+        await self._fallback.shutdown()
+
+    def _timeout(self, value: Any, name: str) -> float | None:
+        return self._timeouts[name] if isinstance(value, DefaultValue) else value
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         read_timeout: Any = BaseRequest.DEFAULT_NONE, write_timeout: Any = BaseRequest.DEFAULT_NONE,
+                         connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+                         pool_timeout: Any = BaseRequest.DEFAULT_NONE) -> tuple[int, bytes]:
+        if request_data is not None and request_data.contains_files:
+            return await self._fallback.do_request(url, method, request_data, read_timeout, write_timeout,
+                                                   connect_timeout, pool_timeout)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise NetworkError(f"LeanRequest: unsupported URL {url!r}")
+        key = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        body = request_data.url_encoded_parameters().encode("ascii") if request_data is not None else b""
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+        head = (f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: newsbot\r\n"
+                "Accept: application/json\r\nConnection: keep-alive\r\n"
+                + ("Content-Type: application/x-www-form-urlencoded\r\n" if method == "POST" else "")
+                + f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.pool_size)
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self._timeout(pool_timeout, "pool"))
+        except asyncio.TimeoutError:
+            raise TimedOut("Pool timeout: all connections are in use") from None
+        conn = None
+        try:
+            conn = await self._connection(key, self._timeout(connect_timeout, "connect"))
+            reader, writer = conn
+            writer.write(head + body)
+            try:
+                await asyncio.wait_for(writer.drain(), self._timeout(write_timeout, "write"))
+                status, keep, payload = await asyncio.wait_for(self._response(reader),
+                                                               self._timeout(read_timeout, "read"))
+            except asyncio.TimeoutError:
+                raise TimedOut() from None
+            if keep:
+                self._idle.setdefault(key, []).append(conn)
+            else:
+                writer.close()
+            conn = None
+            return status, payload
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            raise NetworkError(f"LeanRequest: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if conn is not None:
+                conn[1].close()
+            self._slots.release()
+
+    async def _connection(self, key: tuple[str, str, int], timeout: float | None):
+        idle = self._idle.get(key)
+        while idle:
+            reader, writer = idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return reader, writer
+            writer.close()
+        ssl_ctx = None
+        if key[0] == "https":
+            if self._ssl is None:
+                import ssl
+
+                self._ssl = ssl.create_default_context()
+            ssl_ctx = self._ssl
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(key[1], key[2], ssl=ssl_ctx, limit=2 ** 20), timeout)
+        except asyncio.TimeoutError:
+            raise TimedOut("Connect timeout") from None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return reader, writer
+
+    @staticmethod
+    async def _response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        version, status_text = lines[0].split(" ", 2)[:2]
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+        keep = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while (await reader.readline()) not in (b"\r\n", b""):
+                        pass
+                    break
+                chunks.append(await reader.readexactly(size))
+                await reader.readline()
+            payload = b"".join(chunks)
+        elif "content-length" in headers:
+            payload = await reader.readexactly(int(headers["content-length"]))
+        else:
+            payload = await reader.read()
+            keep = False
+        return int(status_text), keep, payload
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
@@ -154,6 +306,14 @@ def _owner_alive(owner: str | None) -> bool:
 
 
 DONE, REQUEUE, MOVED = "done", "requeue", "moved"  # what became of a row after one attempt
+
+
+def _quiet_raw_call_warning() -> None:
+    """PTB suggests ``Bot.send_message`` when ``do_api_request("sendMessage")`` is used; we mean it.
+
+    (Re-adding the same filter replaces it, so calling this often does not grow the list.)
+    """
+    warnings.filterwarnings("ignore", message=r"Please use 'Bot\.sendMessage' instead", category=PTBUserWarning)
 
 
 class _Chat:
@@ -258,6 +418,7 @@ class Sender:
         self._refill_wanted = True
 
     async def _run(self, stop: asyncio.Event | None, until_idle: bool) -> None:
+        _quiet_raw_call_warning()
         self._loop = asyncio.get_running_loop()
         self._kick = asyncio.Event()
         self._fatal = None
@@ -422,15 +583,16 @@ class Sender:
                 self._loaded.discard(row["id"])
             self._schedule(chat)
 
-    def _markup(self, row: dict) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
+    @staticmethod
+    def _params(row: dict) -> dict[str, Any]:
+        params: dict[str, Any] = {"chat_id": row["chat_id"], "text": row["text"]}
         if row["parse_mode"]:
-            kwargs["parse_mode"] = row["parse_mode"]
+            params["parse_mode"] = row["parse_mode"]
         if row["disable_preview"]:
-            kwargs["link_preview_options"] = telegram.LinkPreviewOptions(is_disabled=True)
+            params["link_preview_options"] = {"is_disabled": True}
         if row["reply_markup"]:
-            kwargs["api_kwargs"] = {"reply_markup": row["reply_markup"]}  # JSON text, sent as is
-        return kwargs
+            params["reply_markup"] = row["reply_markup"]  # JSON text, sent as is
+        return params
 
     async def _attempt(self, chat: _Chat, row: dict) -> str:
         """Send one row: DONE (sent or failed), REQUEUE (back to the head of its chat's queue)
@@ -439,7 +601,9 @@ class Sender:
         if not self.store.outbox_claim(row_id, self.run_id):
             return DONE  # another sender took it, or it was failed meanwhile
         try:
-            message = await self.bot.send_message(chat_id, row["text"], **self._markup(row))
+            # the raw result (a dict): building a telegram.Message with its entities would cost
+            # more CPU than the whole HTTP exchange, and only message_id is kept
+            result = await self.bot.do_api_request("sendMessage", api_kwargs=self._params({**row, "chat_id": chat_id}))
         except RetryAfter as exc:
             wait = max(retry_after_seconds(exc), 0.0)
             now = self.clock()
@@ -481,7 +645,7 @@ class Sender:
             log.error("message rejected chat=%s outbox=%s kind=%s error=%s", chat_id, row_id, row["kind"],
                       exc.message)
             return DONE
-        except InvalidToken as exc:
+        except (InvalidToken, EndPointNotFound) as exc:
             self.store.outbox_retry(row_id, None, f"token refused: {exc.message}", count_attempt=False)
             self._fatal = DeliveryError(f"delivery: the Bot API refused the token ({exc.message})")
             return REQUEUE
@@ -493,7 +657,7 @@ class Sender:
         except Exception as exc:  # noqa: BLE001 - an HTTP library surprise is treated like a network error
             return self._retry_later(chat, row, exc)
         # Telegram accepted it: commit at once (no await between the answer and this line)
-        self.store.outbox_sent(row_id, getattr(message, "message_id", None))
+        self.store.outbox_sent(row_id, result.get("message_id") if isinstance(result, dict) else None)
         self.report.sent += 1
         log.debug("sent chat=%s outbox=%s kind=%s", chat_id, row_id, row["kind"])
         return DONE

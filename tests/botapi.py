@@ -92,6 +92,7 @@ import asyncio
 import collections
 import email.parser
 import email.policy
+import functools
 import itertools
 import json
 import math
@@ -135,6 +136,11 @@ ENTITY_TYPES = {"b": "bold", "strong": "bold", "i": "italic", "em": "italic", "u
                 "del": "strikethrough", "tg-spoiler": "spoiler", "span": "spoiler", "code": "code",
                 "pre": "pre", "blockquote": "blockquote", "a": "text_link", "tg-emoji": "custom_emoji"}
 _SPACE = " \t\r\n\v\0"
+_SPECIAL = re.compile(rb"[<&]")
+_TAG_NAME = re.compile(rb"[^ \t\r\n\v\0>]*")
+_ATTR_NAME = re.compile(rb"[^ \t\r\n\v\0=>]*")
+_SPACES = re.compile(rb"[ \t\r\n\v]*")
+_NAME_TOKEN = re.compile(rb"[A-Za-z0-9.\-]*")
 _COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
@@ -173,6 +179,23 @@ def _decode_entity(raw: bytes, i: int) -> tuple[str, int] | None:
         return None
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_html_cached(text: str) -> tuple[str, str] | ParseError:
+    try:
+        plain, entities = parse_html(text)
+    except ParseError as exc:
+        return exc
+    return plain, json.dumps(entities)
+
+
+def parse_html_cached(text: str) -> tuple[str, list[dict]]:
+    """:func:`parse_html` with the last results remembered (one digest fanned out to many chats)."""
+    result = _parse_html_cached(text)
+    if isinstance(result, ParseError):
+        raise ParseError(str(result))
+    return result[0], json.loads(result[1])
+
+
 def parse_html(text: str) -> tuple[str, list[dict]]:
     """Parse Telegram HTML the way the Bot API does; return (plain text, entities).
 
@@ -196,8 +219,11 @@ def parse_html(text: str) -> tuple[str, list[dict]]:
             out_u16 += _u16(chunk)
 
     while i < n:
-        c = raw[i]
-        if c == 0x26:  # &
+        special = _SPECIAL.search(raw, i, n)
+        if special is None:
+            break
+        i = special.start()
+        if raw[i] == 0x26:  # &
             decoded = _decode_entity(raw, i)
             if decoded is not None:
                 flush(i)
@@ -208,15 +234,11 @@ def parse_html(text: str) -> tuple[str, list[dict]]:
                 continue
             i += 1
             continue
-        if c != 0x3C:  # <
-            i += 1
-            continue
         flush(i)
         begin = i
         i += 1
         if raw[i] != 0x2F:  # start tag
-            while raw[i] not in b" \t\r\n\v\0>":
-                i += 1
+            i = _TAG_NAME.match(raw, i).end()
             if raw[i] == 0:
                 raise ParseError(f"Unclosed start tag at byte offset {begin}")
             tag = raw[begin + 1:i].decode("utf-8", "replace").lower()
@@ -224,20 +246,17 @@ def parse_html(text: str) -> tuple[str, list[dict]]:
                 raise ParseError(f'Unsupported start tag "{tag}" at byte offset {begin}')
             argument = ""
             while raw[i] != 0x3E:
-                while raw[i] != 0 and chr(raw[i]) in _SPACE:
-                    i += 1
+                i = _SPACES.match(raw, i).end()
                 if raw[i] == 0x3E:
                     break
                 if raw[i] == 0:
                     raise ParseError(f"Unclosed start tag at byte offset {begin}")
                 attr_begin = i
-                while raw[i] not in b" \t\r\n\v\0=>":
-                    i += 1
+                i = _ATTR_NAME.match(raw, i).end()
                 attr = raw[attr_begin:i].decode("utf-8", "replace").lower()
                 if not attr:
                     raise ParseError(f'Empty attribute name in the tag "{tag}" at byte offset {begin}')
-                while raw[i] != 0 and chr(raw[i]) in _SPACE:
-                    i += 1
+                i = _SPACES.match(raw, i).end()
                 if raw[i] != 0x3D:  # '='
                     if tag == "blockquote" and attr == "expandable" and raw[i] != 0:
                         argument = "1"
@@ -246,16 +265,13 @@ def parse_html(text: str) -> tuple[str, list[dict]]:
                         raise ParseError(f"Unclosed start tag at byte offset {begin}")
                     raise ParseError(f'Expected equal sign in declaration of an attribute of the tag "{tag}" '
                                      f"at byte offset {begin}")
-                i += 1
-                while raw[i] != 0 and chr(raw[i]) in _SPACE:
-                    i += 1
+                i = _SPACES.match(raw, i + 1).end()
                 if raw[i] == 0:
                     raise ParseError(f'Unclosed start tag "{tag}" at byte offset {begin}')
                 value_parts: list[str] = []
                 if raw[i] not in (0x22, 0x27):
                     token_begin = i
-                    while raw[i] != 0 and (chr(raw[i]).isalnum() and raw[i] < 0x80 or raw[i] in b".-"):
-                        i += 1
+                    i = _NAME_TOKEN.match(raw, i).end()
                     value = raw[token_begin:i].decode("ascii").lower()
                     if raw[i] == 0 or (chr(raw[i]) not in _SPACE and raw[i] != 0x3E):
                         raise ParseError(f"Unexpected end of name token at byte offset {token_begin}")
@@ -263,15 +279,20 @@ def parse_html(text: str) -> tuple[str, list[dict]]:
                     quote = raw[i]
                     i += 1
                     start = i
-                    while raw[i] != quote and raw[i] != 0:
-                        if raw[i] == 0x26:
-                            decoded = _decode_entity(raw, i)
-                            if decoded is not None:
-                                value_parts.append(raw[start:i].decode("utf-8", "surrogatepass"))
-                                value_parts.append(decoded[0])
-                                i = start = decoded[1]
-                                continue
-                        i += 1
+                    end = raw.find(quote, i)
+                    stop = min(end if end >= 0 else n, raw.find(0, i) if raw.find(0, i) >= 0 else n)
+                    while True:
+                        amp = raw.find(b"&", i, stop)
+                        if amp < 0:
+                            i = stop
+                            break
+                        decoded = _decode_entity(raw, amp)
+                        if decoded is not None and decoded[1] <= stop:
+                            value_parts.append(raw[start:amp].decode("utf-8", "surrogatepass"))
+                            value_parts.append(decoded[0])
+                            i = start = decoded[1]
+                        else:
+                            i = amp + 1
                     value_parts.append(raw[start:i].decode("utf-8", "surrogatepass"))
                     if raw[i] == quote:
                         i += 1
@@ -295,12 +316,9 @@ def parse_html(text: str) -> tuple[str, list[dict]]:
         else:  # end tag
             if not stack:
                 raise ParseError(f"Unexpected end tag at byte offset {begin}")
-            i += 1
-            while raw[i] not in b" \t\r\n\v\0>":
-                i += 1
+            i = _TAG_NAME.match(raw, i + 1).end()
             end_name = raw[begin + 2:i].decode("utf-8", "replace").lower()
-            while raw[i] != 0 and chr(raw[i]) in _SPACE:
-                i += 1
+            i = _SPACES.match(raw, i).end()
             if raw[i] != 0x3E:
                 raise ParseError(f"Unclosed end tag at byte offset {begin}")
             tag, argument, offset, _ = stack.pop()
@@ -441,9 +459,10 @@ class BotAPIServer:
             finally:
                 self._server.close()
                 loop.run_until_complete(self._server.wait_closed())
-                for task in asyncio.all_tasks(loop):
+                tasks = list(asyncio.all_tasks(loop))
+                for task in tasks:
                     task.cancel()
-                loop.run_until_complete(asyncio.sleep(0))
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
                 loop.close()
 
         self._thread = threading.Thread(target=run, name="botapi-server", daemon=True)
@@ -740,8 +759,8 @@ class BotAPIServer:
                 if close:
                     writer.close()
                     return
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            return  # the client went away, or the server is closing
         except Exception:  # noqa: BLE001 - a server bug must be visible in the test output
             import traceback
 
@@ -1010,7 +1029,7 @@ class BotAPIServer:
         mode = (parse_mode or "").lower() if isinstance(parse_mode, str) else ""
         if mode == "html":
             try:
-                plain, entities = parse_html(text)
+                plain, entities = parse_html_cached(text)
             except ParseError as exc:
                 return self._error(400, f"Bad Request: can't parse entities: {exc}")
         elif mode in ("", "markdown", "markdownv2"):

@@ -333,10 +333,10 @@ def test_rows_left_sending_by_a_dead_sender_are_resent_live_ones_are_not(db_path
     store.close()
 
 
-def run_worker(db: Path, server: BotAPIServer, n: int, rate: float) -> subprocess.Popen:
+def run_worker(db: Path, server: BotAPIServer, n: int, rate: float, in_flight: int = 4) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-m", "tests.test_delivery", "worker", str(db), server.base_url,
-                             server.token, str(n), str(rate)], env=env, cwd=REPO,
+                             server.token, str(n), str(rate), str(in_flight)], env=env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -345,9 +345,12 @@ def sending_rows(db: Path) -> list[str]:
         return [r[0] for r in conn.execute("SELECT text FROM outbox WHERE status = 'sending'")]
 
 
-def test_kill_9_mid_fan_out_then_restart_delivers_each_message_once(tmp_path, server):
+@pytest.mark.parametrize("in_flight", [1, 4])
+def test_kill_9_mid_fan_out_then_restart_delivers_each_message_once(tmp_path, server, in_flight):
+    """The kill lands the moment the server accepts a message (the worst instant): nothing is
+    lost, and only messages that were in flight then (accepted, not yet committed) repeat."""
     db, n = tmp_path / "fanout.db", 150
-    worker = run_worker(db, server, n, rate=60)
+    worker = run_worker(db, server, n, rate=60, in_flight=in_flight)
     server.wait_for(lambda: len(server.sent()) >= 40, timeout=30)
     worker.send_signal(signal.SIGKILL)
     worker.wait(10)
@@ -362,8 +365,9 @@ def test_kill_9_mid_fan_out_then_restart_delivers_each_message_once(tmp_path, se
     counts = collections.Counter(texts(server))
     assert set(counts) == {f"fan-out {i}" for i in range(n)}  # nothing lost
     repeated = [t for t, c in counts.items() if c > 1]
-    assert len(repeated) <= len(in_window) and len(repeated) <= 1, (repeated, in_window)
-    assert set(repeated) <= set(in_window)
+    assert all(c <= 2 for c in counts.values())
+    assert set(repeated) <= set(in_window)  # every repeat was in the documented window
+    assert len(repeated) <= in_flight  # so at most one with one request in flight
 
 
 def test_the_duplicate_window_is_the_message_in_flight_when_killed(tmp_path, server):
@@ -386,12 +390,12 @@ def test_the_duplicate_window_is_the_message_in_flight_when_killed(tmp_path, ser
     assert {t: c for t, c in counts.items() if c > 1} == {"fan-out 10": 2}
 
 
-def worker_main(db: str, base_url: str, token: str, n: int, rate: float) -> None:
+def worker_main(db: str, base_url: str, token: str, n: int, rate: float, in_flight: int) -> None:
     """Enqueue a fan-out of ``n`` messages (idempotently) and send it."""
     store = Store(db)
     store.enqueue_many([{"chat_id": 10_000 + i, "kind": "digest", "text": f"fan-out {i}",
                          "dedup_key": f"fanout:{i}"} for i in range(n)])
-    cfg = DeliveryConfig(global_per_second=rate, max_in_flight=4)
+    cfg = DeliveryConfig(global_per_second=rate, max_in_flight=in_flight)
 
     async def go() -> None:
         async with telegram.Bot(token, base_url=base_url) as bot:
@@ -402,4 +406,4 @@ def worker_main(db: str, base_url: str, token: str, n: int, rate: float) -> None
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
-    worker_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), float(sys.argv[6]))
+    worker_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]))
