@@ -173,10 +173,23 @@ def run_service(cfg: Config) -> int:
         if "service" in holder:
             await holder["service"].stop()
 
+    def watchwords_changed(*_args) -> None:
+        service = holder.get("service")
+        if service is not None and service.pipeline.matcher is not None:
+            service.pipeline.matcher.set_watchwords(store.all_watchwords())
+
+    async def translate(text: str, src: str, dst: str) -> str | None:
+        service = holder.get("service")
+        if service is None or service.translator is None:
+            return None
+        return await service.translator.translate(text, src, dst)
+
     hooks = {
         "post_init": post_init,
         "post_stop": post_stop,
         "digest_now": lambda chat_id: digest_now(store, cfg, chat_id, holder.get("service")),
+        "watchwords_changed": watchwords_changed,
+        "translate": translate,
     }
     app = build_application(cfg, store, hooks)
     try:
