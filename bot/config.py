@@ -22,7 +22,7 @@ from .rules import Topic, parse_topic
 
 DEFAULT_PATH = "config.toml"
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
-USER_AGENT = "newsbot/0.1 (+https://github.com/newsbot/newsbot; multilingual news monitor)"
+USER_AGENT = "Mozilla/5.0 (compatible; newsbot/0.1; multilingual news monitor)"
 PROVIDERS = ("google", "libre", "mymemory", "deepl", "microsoft", "yandex", "none")
 MODES = ("instant", "digest", "both")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
