@@ -34,30 +34,46 @@ from xml.sax.saxutils import escape
 ROOT = Path(__file__).resolve().parent.parent
 ITEMS = 50
 
-# Word lists written for this benchmark (not real headlines).
-WORDS = {
-    "en": ("regional council approves budget for new school buildings in the north",
-           "rail freight grows as farmers ship the autumn harvest to ports",
-           "city hall opens public hearings on bus fares and winter roads",
-           "local team wins the cup after a tense final in the capital",
-           "power engineers repair lines damaged by strong winds overnight"),
-    "ru": ("областной совет утвердил бюджет на строительство новых школ",
-           "железная дорога перевезла больше зерна нового урожая",
-           "в акимате прошли слушания о стоимости проезда в автобусах",
-           "местная команда выиграла кубок в напряжённом финале",
-           "энергетики восстановили линии после сильного ветра ночью"),
-    "kk": ("облыстық мәслихат жаңа мектептер салуға бюджет бекітті",
-           "теміржол жаңа өнімнің астығын көбірек тасымалдады",
-           "әкімдікте автобус жол ақысы туралы тыңдау өтті",
-           "жергілікті команда шиеленісті финалда кубокты жеңіп алды",
-           "энергетиктер түнгі қатты желден кейін желілерді жөндеді"),
-}
 LANGS = ("en", "ru", "kk")
 EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
+# Vocabularies written for this benchmark: common news words, so that every
+# item is distinct (random draws) yet made of real words in its language.
+VOCAB = {
+    "en": """government minister parliament election vote budget tax price market bank oil gas grain wheat
+        export import railway road bridge airport flight train bus city region village school hospital
+        doctor teacher student court judge police border army weather storm snow rain flood fire power
+        water heating winter summer report company factory worker salary pension farmer harvest cattle
+        river lake mountain festival concert museum library theatre football team match coach player
+        medal record internet mobile phone network operator service bill law reform plan project contract
+        investment loan currency inflation rate growth decline meeting talks visit delegation summit
+        agreement statement spokesman official mayor governor council committee agency ministry""".split(),
+    "ru": """правительство министр парламент выборы голосование бюджет налог цена рынок банк нефть газ зерно
+        пшеница экспорт импорт железная дорога мост аэропорт рейс поезд автобус город область село школа
+        больница врач учитель студент суд судья полиция граница армия погода буря снег дождь паводок
+        пожар электричество вода отопление зима лето отчёт компания завод рабочий зарплата пенсия
+        фермер урожай скот река озеро горы фестиваль концерт музей библиотека театр футбол команда
+        матч тренер игрок медаль рекорд интернет связь телефон оператор услуга закон реформа план
+        проект договор инвестиции кредит валюта инфляция ставка рост снижение встреча переговоры визит
+        делегация саммит соглашение заявление представитель чиновник аким совет комитет агентство""".split(),
+    "kk": """үкімет министр парламент сайлау дауыс бюджет салық баға нарық банк мұнай газ астық бидай экспорт
+        импорт теміржол жол көпір әуежай рейс пойыз автобус қала облыс ауыл мектеп аурухана дәрігер
+        мұғалім студент сот судья полиция шекара әскер ауа райы боран қар жаңбыр су тасқыны өрт
+        электр жылу қыс жаз есеп компания зауыт жұмысшы жалақы зейнетақы фермер егін мал өзен көл тау
+        фестиваль концерт мұражай кітапхана театр футбол команда ойын жаттықтырушы ойыншы медаль рекорд
+        интернет байланыс телефон оператор қызмет заң реформа жоспар жоба келісімшарт инвестиция несие
+        валюта инфляция мөлшерлеме өсім төмендеу кездесу келіссөз сапар делегация саммит келісім
+        мәлімдеме өкіл шенеунік әкім кеңес комитет агенттік министрлік""".split(),
+}
+
+
 def make_feed(index: int, items: int = ITEMS) -> bytes:
-    """A well-formed UTF-8 RSS 2.0 feed; every item's text is unique to (feed, item)."""
+    """A well-formed UTF-8 RSS 2.0 feed; every item's text is unique to (feed, item).
+
+    Titles and summaries are random draws from a vocabulary of real news words
+    in the feed's language, so items are distinct (as real news is) rather
+    than near-duplicates of each other."""
     lang = LANGS[index % 3]
     rng = random.Random(index)
     out = ['<?xml version="1.0" encoding="utf-8"?>',
@@ -65,10 +81,8 @@ def make_feed(index: int, items: int = ITEMS) -> bytes:
            f"<title>Bench feed {index} ({lang})</title><link>https://feed{index}.bench.example/</link>",
            f"<description>Synthetic feed number {index}</description><language>{lang}</language>"]
     for j in range(items):
-        words = rng.choice(WORDS[lang]).split()
-        rng.shuffle(words)
-        title = f"{' '.join(words[:7]).capitalize()} {index}-{j}"
-        body = " ".join(rng.choice(WORDS[lang]) for _ in range(3))
+        title = f"{' '.join(rng.sample(VOCAB[lang], 8)).capitalize()} {index}-{j}"
+        body = " ".join(rng.sample(VOCAB[lang], 24))
         when = EPOCH + timedelta(minutes=index * 7 + j * 13)
         out.append(
             "<item>"
@@ -76,7 +90,7 @@ def make_feed(index: int, items: int = ITEMS) -> bytes:
             f"<link>https://feed{index}.bench.example/news/{j}?utm_source=rss</link>"
             f'<guid isPermaLink="false">bench-{index}-{j}</guid>'
             f"<pubDate>{format_datetime(when)}</pubDate>"
-            f"<description>{escape('<p>' + body + f' ({index}/{j}).</p>')}</description>"
+            f"<description>{escape('<p>' + body.capitalize() + f' ({index}/{j}).</p>')}</description>"
             "</item>")
     out.append("</channel></rss>")
     return "\n".join(out).encode("utf-8")

@@ -146,6 +146,24 @@ def _tls_context() -> ssl.SSLContext:
     return _TLS
 
 
+DRAIN_MAX = 64 * 1024
+
+
+async def _drain(response: httpx.Response) -> None:
+    """Read the rest of a small unread body (304, redirect, error page) so the
+    connection goes back to the pool instead of being closed."""
+    if response.is_stream_consumed:
+        return
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > DRAIN_MAX:
+        return
+    seen = 0
+    async for chunk in response.aiter_raw():
+        seen += len(chunk)
+        if seen > DRAIN_MAX:
+            return
+
+
 class Fetcher:
     """``async with Fetcher(cfg) as f: result = await f.fetch(feed)``.
 
@@ -258,6 +276,7 @@ class Fetcher:
                     else:
                         location = None
                         await self._finish(response, result, feed)
+                    await _drain(response)
                 finally:
                     await response.aclose()
             if location is None:
