@@ -91,6 +91,7 @@ log = logging.getLogger(__name__)
 
 REFILL_SECONDS = 1.0  # how often the outbox table is read for new rows while busy
 MAX_LOADED = 2000  # rows held in memory at once (the rest wait in SQLite)
+PER_CHAT_LOADED = 20  # of them, at most this many for one chat (a backlog never crowds out other chats)
 _LIVE_RUNS: set[str] = set()  # claim owners of senders running in this process
 _HOST = socket.gethostname()
 _RUN_IDS = itertools.count(1)
@@ -495,7 +496,7 @@ class Sender:
         room = MAX_LOADED - len(self._loaded)
         if room <= 0:
             return
-        rows = self.store.outbox_due(utcnow(), limit=len(self._loaded) + room)
+        rows = self.store.outbox_due(utcnow(), limit=len(self._loaded) + room, per_chat=PER_CHAT_LOADED)
         for row in rows:
             if row["id"] in self._loaded:
                 continue

@@ -654,25 +654,18 @@ class Store:
             params += (k, t_min, t_max, per_key)
         return [r[0] for r in self.conn.execute(" UNION ALL ".join([arm] * len(keys)), params)]
 
-    def indexed_items(self, item_ids: list[int]) -> list[tuple[int, int, str]]:
-        """(item_id, story_id, packed fingerprint) of indexed items."""
+    def indexed_items(self, item_ids: list[int]) -> list[tuple[int, int, int, str]]:
+        """(item_id, story_id, t, packed fingerprint) of indexed items."""
         if not item_ids:
             return []
         marks = ",".join("?" * len(item_ids))
         return self.conn.execute(
-            f"SELECT item_id, story_id, fp FROM story_items WHERE item_id IN ({marks})", item_ids).fetchall()
+            f"SELECT item_id, story_id, t, fp FROM story_items WHERE item_id IN ({marks})", item_ids).fetchall()
 
     def indexed_items_since(self, t_min: int) -> Iterator[tuple[int, int, int, str]]:
         """(item_id, story_id, t, packed fingerprint) of items indexed with a time from t_min, oldest first."""
         yield from self.conn.execute(
             "SELECT item_id, story_id, t, fp FROM story_items WHERE t >= ? ORDER BY t", (t_min,))
-
-    def indexed_times(self, item_ids: list[int]) -> dict[int, int]:
-        """{item_id: t} of indexed items."""
-        if not item_ids:
-            return {}
-        marks = ",".join("?" * len(item_ids))
-        return dict(self.conn.execute(f"SELECT item_id, t FROM story_items WHERE item_id IN ({marks})", item_ids))
 
     def newest_indexed_time(self) -> int | None:
         return self.conn.execute("SELECT max(t) FROM story_items").fetchone()[0]
@@ -1098,13 +1091,15 @@ class Store:
         """Rows per status, e.g. ``{"pending": 3, "sent": 120}``."""
         return dict(self.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
 
-    def outbox_due(self, now: datetime, limit: int = 1000) -> list[dict]:
-        """Pending rows whose time has come, oldest first, with the chat's pause reason (``paused``)."""
+    def outbox_due(self, now: datetime, limit: int = 1000, per_chat: int = 1_000_000) -> list[dict]:
+        """Pending rows whose time has come, oldest first, at most ``per_chat`` per chat (so one
+        chat's backlog cannot crowd out the others), with the chat's pause reason (``paused``)."""
         cur = self.conn.execute(
             "SELECT o.id, o.chat_id, o.kind, o.text, o.parse_mode, o.disable_preview, o.reply_markup, "
-            "o.attempts, s.paused FROM outbox o LEFT JOIN subscribers s ON s.chat_id = o.chat_id "
-            "WHERE o.status = 'pending' AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?) "
-            "ORDER BY o.id LIMIT ?", (iso(now), limit))
+            "o.attempts, s.paused FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY chat_id ORDER BY id) AS n "
+            "FROM outbox WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)) d "
+            "JOIN outbox o ON o.id = d.id LEFT JOIN subscribers s ON s.chat_id = o.chat_id "
+            "WHERE d.n <= ? ORDER BY o.id LIMIT ?", (iso(now), per_chat, limit))
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur]
 

@@ -133,6 +133,20 @@ async def test_held_message_waits_for_its_time(server, bot, store):
     assert store.outbox_counts() == {"pending": 1, "sent": 1}
 
 
+async def test_one_chats_backlog_does_not_hold_up_other_chats(server, bot, store, monkeypatch):
+    import bot.delivery as delivery
+
+    monkeypatch.setattr(delivery, "MAX_LOADED", 30)  # far fewer rows in memory than the backlog
+    store.enqueue_many([{"chat_id": 1, "kind": "notice", "text": f"backlog {i}", "dedup_key": f"b{i}"}
+                        for i in range(60)])
+    store.enqueue(2, "alert", "urgent", dedup_key="u")
+    cfg = replace(FAST, chat_per_second=20)  # the backlog takes about 3 s
+    await Sender(bot, store, cfg).run_once()
+    order = texts(server)
+    assert order.index("urgent") < 5  # not after the 60 queued before it for another chat
+    assert texts(server, 1) == [f"backlog {i}" for i in range(60)]
+
+
 # -- flood control ------------------------------------------------------------------------
 
 
