@@ -88,13 +88,13 @@ def _alert_one(store, cfg, sub: Subscriber, story_id: int, now: datetime, transl
     if update:
         text = render.update_prefix(reader.lang) + text
     hold_until = quiet_until(sub.quiet_start, sub.quiet_end, sub.timezone, now)
-    with store.conn:
+    with store.conn:  # the record first: it opens the transaction the enqueue then joins
+        store.record_alert(sub.chat_id, story_id, sources=len(story.sources), langs=",".join(story.langs),
+                           updates=update, now=now)
         created = store.enqueue(
             sub.chat_id, "alert", text, dedup_key=f"alert:{sub.chat_id}:{story_id}:{update}",
             disable_preview=False, not_before=hold_until,
         )
-        store.record_alert(sub.chat_id, story_id, sources=len(story.sources), langs=",".join(story.langs),
-                           updates=update, now=now)
     if created:
         log.info("alert queued chat=%s story=%s update=%d held_until=%s", sub.chat_id, story_id, update,
                  iso(hold_until))
@@ -138,11 +138,11 @@ def plan_digests(store, cfg: Config, now: datetime, translate=None, only_chat: i
         reader = reader_for(store, sub)
         since = sub.last_digest_at or (scheduled - timedelta(days=1))
         messages = digest_messages(store, cfg, reader, since, scheduled, translate)
-        with store.conn:
+        with store.conn:  # marked and queued in one transaction
+            store.mark_digest(sub.chat_id, scheduled, following)
             for i, text in enumerate(messages):
                 store.enqueue(sub.chat_id, "digest", text, dedup_key=f"digest:{sub.chat_id}:{iso(scheduled)}:{i}",
                               disable_preview=True)
-            store.mark_digest(sub.chat_id, scheduled, following)
         queued += len(messages)
         log.info("digest queued chat=%s scheduled=%s messages=%d", sub.chat_id, iso(scheduled), len(messages))
     return queued
