@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from telegram import (BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update)
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.request import HTTPXRequest
 from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes,
                           MessageHandler, filters)
 
@@ -852,21 +853,28 @@ def _chained(name: str):
 
 
 def build_application(cfg: Config, store: Store, hooks: Hooks | None = None, *,
-                      clock: Callable[[], datetime] = utcnow) -> Application:
-    """The bot as a python-telegram-bot ``Application`` (token from TELEGRAM_BOT_TOKEN)."""
+                      clock: Callable[[], datetime] = utcnow, ssl_context=None) -> Application:
+    """The bot as a python-telegram-bot ``Application`` (token from TELEGRAM_BOT_TOKEN).
+
+    ``ssl_context``: one shared ``ssl.SSLContext`` for both HTTP clients (PTB
+    otherwise loads the CA bundle twice per application; tests share one).
+    """
     if not cfg.telegram.token:
         raise NewsBotError("telegram: TELEGRAM_BOT_TOKEN is not set "
                            "(the token is read from the environment only)")
     hooks = dict(hooks or {})
-    application = (
+    builder = (
         ApplicationBuilder()
         .token(cfg.telegram.token)
         .base_url(cfg.telegram.base_url)
         .post_init(post_init)
         .post_stop(_chained("post_stop"))
         .post_shutdown(_chained("post_shutdown"))
-        .build()
     )
+    if ssl_context is not None:
+        builder = builder.request(HTTPXRequest(httpx_kwargs={"verify": ssl_context})).get_updates_request(
+            HTTPXRequest(connection_pool_size=1, httpx_kwargs={"verify": ssl_context}))
+    application = builder.build()
     bot = NewsBot(cfg, store, hooks, clock)
     application.bot_data["newsbot"] = bot
     application.bot_data["newsbot_hooks"] = hooks
