@@ -54,7 +54,7 @@ import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Iterable
 
 from . import language
@@ -77,7 +77,6 @@ LSH_ROWS = 2  # rows per band: 12 bands of 2 rows
 NAME_KEY_CHARS = 6  # name keys are cut to this many letters (crude cross-language stemming)
 GROWTH_WINDOW = timedelta(hours=1)
 
-_HASH_PRIME = (1 << 61) - 1
 
 
 # -- lexicons (written for this module) --------------------------------------------
@@ -245,12 +244,15 @@ _SCALES = {"thousand": 1e3, "thousands": 1e3, "тыс": 1e3, "тысяч": 1e3, 
 def _compile_lexicon(table: dict[str, tuple[str, ...]]):
     exact: dict[str, str] = {}
     prefixes: dict[str, list[tuple[str, str]]] = {}
-    phrases: list[tuple[tuple[str, ...], str]] = []
+    phrases: dict[str, list[tuple[str, str]]] = {}  # first word -> (prefix of the second, concept)
     for concept, words in table.items():
         for w in words:
             w = w.lower().replace("ё", "е")
             if " " in w:
-                phrases.append((tuple(w.rstrip("*").split()), concept))
+                first, second = w.rstrip("*").split(maxsplit=1)
+                if " " in second:
+                    raise ValueError(f"stories: lexicon phrases have two words: {w!r}")
+                phrases.setdefault(first, []).append((second, concept))
             elif w.endswith("*"):
                 p = w[:-1]
                 prefixes.setdefault(p[:2], []).append((p, concept))
@@ -302,11 +304,11 @@ class Fingerprint:
     #                          "c:" concepts, "e:" lexicon
     translated: bool = False  # en_tokens come from a translation
 
-    @property
+    @cached_property
     def events(self) -> frozenset[str]:
         return frozenset(a for a in self.anchors if a.startswith("e:") and a[2:] in _EVENT_CONCEPTS)
 
-    @property
+    @cached_property
     def numbers(self) -> frozenset[str]:
         return frozenset(a for a in self.anchors if a.startswith("#:"))
 
@@ -316,7 +318,6 @@ _WORD = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 _NUMBER = re.compile(r"\d+(?:[.,\u00a0\u202f ]\d+)*")
 _CLOCK = re.compile(r"\b([01]?\d|2[0-3])[:.]([0-5]\d)\b(?:\s*([ap])\.?m\b)?|\b(1[0-2]|[1-9])\s*([ap])\.?m\b",
                     re.IGNORECASE)
-_SENTENCE_END = re.compile(r"[.!?…:;]\s*$")
 _TITLE_CASE_SHARE = 0.6
 
 
@@ -380,6 +381,29 @@ def _title_case(text: str) -> bool:
     return sum(1 for w in words if w[0].isupper()) / len(words) >= _TITLE_CASE_SHARE
 
 
+@lru_cache(maxsize=200_000)
+def _word_info(word: str, lang: str) -> tuple[str | None, int | None, tuple[str, ...], tuple[str, ...], str]:
+    """(lexicon concept, month number, content tokens, name anchors if it is a name, lower case) of a word."""
+    low = word.lower().replace("ё", "е")
+    concept = _lexicon_concept(low)
+    if concept is None and "-" in low:
+        concept = _lexicon_concept(low.split("-")[0])
+    stop = _is_stop(low, lang)
+    month = _month(low)
+    toks: tuple[str, ...] = ()
+    if not stop and len(low) > 1:
+        toks = tuple(language.word_token(part, lang) for part in low.split("-")
+                     if part and not _is_stop(part, lang))
+    names: tuple[str, ...] = ()
+    if not (stop or concept or month) and word[0].isupper():
+        names = tuple(_name_anchor(part, lang) for part in word.split("-") if len(part) >= 2)
+    return concept, month, toks, names, low
+
+
+_SENTENCES = re.compile(r"(?<=[.!?…:;])\s+|\n+")
+_DIGIT = re.compile(r"\d")
+
+
 def fingerprint(title: str, summary: str, lang: str, concepts: Iterable[str] = (),
                 translation: str | None = None) -> Fingerprint:
     """The fingerprint of one item (pure; cached word by word)."""
@@ -387,76 +411,60 @@ def fingerprint(title: str, summary: str, lang: str, concepts: Iterable[str] = (
         raise ValueError(f"stories: lang must be one of {', '.join(LANGS)}, not {lang!r}")
     tokens: set[str] = set()
     anchors: set[str] = {"c:" + c for c in concepts if c}
+    date_days: set[str] = set()
     # in a Title Case English headline every word is capitalised: there a word counts as a
     # name when the summary writes it capitalised too (or when there is no summary)
     summary_caps = {w.lower() for w in _WORD.findall(summary or "") if w[:1].isupper()}
     for seg_index, seg in enumerate(_segments(title, summary)):
-        # numbers and dates first, so that a date's day is not also a number
-        nums = _numbers(seg)
-        used_days: set[int] = set()
-        words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(seg)]
-        for i, (s, e, w) in enumerate(words):
-            month = _month(w.lower()) if w[:1].isalpha() else None
-            if month is None:
-                continue
-            for j in (i - 1, i + 1):
-                if 0 <= j < len(words) and words[j][2].isdigit() and 1 <= int(words[j][2]) <= 31:
-                    anchors.add(f"d:{month:02d}-{int(words[j][2]):02d}")
-                    used_days.add(words[j][0])
-                    break
-        for s, e, norm, kind in nums:
-            if s in used_days:
-                continue
-            anchors.add(f"{kind}:{norm}")
         title_case = seg_index == 0 and lang == "en" and _title_case(seg)
-        sentence_start = True
-        prev_end = 0
-        lowered_words = [w.lower().replace("ё", "е") for _, _, w in words]
-        for i, ((s, e, w), low) in enumerate(zip(words, lowered_words)):
-            if i and _SENTENCE_END.search(seg[prev_end:s]):
-                sentence_start = True
-            prev_end = e
-            initial, sentence_start = sentence_start, False
-            if w[0].isdigit():
-                continue
-            concept = _lexicon_concept(low)
-            if concept is None and "-" in low:
-                concept = _lexicon_concept(low.split("-")[0])
-            if concept:
-                anchors.add("e:" + concept)
-            stop = _is_stop(low, lang)
-            if not stop and len(low) > 1:
-                for part in low.split("-"):
-                    if part and not _is_stop(part, lang):
-                        tokens.add(language.word_token(part, lang))
-            # names: capitalised words (not a sentence's first word, nor in a Title Case
-            # English headline) and acronyms
-            if stop or concept or _month(low) is not None:
-                continue
-            acronym = len(w) >= 2 and w.isupper()
-            capital = w[0].isupper() and not initial and (
-                not title_case or not summary_caps or low in summary_caps)
-            if acronym or capital or (initial and w[0].isupper() and lang != "en" and len(w) >= 4):
-                for part in w.split("-"):
-                    if len(part) >= 2:
-                        anchors.add(_name_anchor(part, lang))
-        for i in range(len(lowered_words) - 1):
-            pair = (lowered_words[i], lowered_words[i + 1])
-            for phrase, concept in _LEX_PHRASES:
-                if len(phrase) == 2 and pair[0] == phrase[0] and pair[1].startswith(phrase[1]):
+        for sentence in _SENTENCES.split(seg):
+            prev_low = prev_day = pending_month = None
+            for i, w in enumerate(_WORD.findall(sentence)):
+                if w[0].isdigit():
+                    day = w if w.isdigit() and 1 <= int(w) <= 31 else None
+                    if day and pending_month:
+                        anchors.add(f"d:{pending_month:02d}-{int(day):02d}")  # January 5
+                        date_days.add(day)
+                    prev_low, prev_day, pending_month = None, day, None
+                    continue
+                concept, month, toks, names, low = _word_info(w, lang)
+                if month:
+                    if prev_day:
+                        anchors.add(f"d:{month:02d}-{int(prev_day):02d}")  # 5 января, 5 қаңтарда
+                        date_days.add(prev_day)
+                    pending_month = None if prev_day else month
+                else:
+                    pending_month = None
+                prev_day = None
+                if concept:
                     anchors.add("e:" + concept)
+                if toks:
+                    tokens.update(toks)
+                if prev_low is not None and prev_low in _LEX_PHRASES:
+                    for second, phrase_concept in _LEX_PHRASES[prev_low]:
+                        if low.startswith(second):
+                            anchors.add("e:" + phrase_concept)
+                prev_low = low
+                # names: capitalised words (not a sentence's first word, nor in a Title Case
+                # English headline unless the summary capitalises them too) and acronyms
+                if names and ((len(w) >= 2 and w.isupper())
+                              or (i and (not title_case or not summary_caps or low in summary_caps))
+                              or (not i and lang != "en" and len(w) >= 4)):
+                    anchors.update(names)
+        if _DIGIT.search(seg):
+            for _start, _end, norm, kind in _numbers(seg):
+                if not (kind == "#" and norm in date_days):
+                    anchors.add(f"{kind}:{norm}")
     en_tokens: frozenset[str] = frozenset()
     translated = False
     if lang == "en":
         en_tokens = frozenset(tokens)
     elif translation and translation.strip():
-        en_tokens = frozenset(
-            language.word_token(w, "en") for w in language.words(translation)
-            if not _is_stop(w.lower(), "en") and len(w) > 1)
-        translated = True
-        # a translation also carries names, numbers and event words in English
         tfp = fingerprint(translation, "", "en")
-        anchors |= {a for a in tfp.anchors if a[0] in "#ydech"}
+        en_tokens = tfp.tokens
+        translated = True
+        # a translation also carries numbers, dates and event words in English
+        anchors |= {a for a in tfp.anchors if a[0] in "#ydeh"}
     return Fingerprint(lang=lang, tokens=frozenset(tokens), en_tokens=en_tokens,
                        anchors=frozenset(anchors), translated=translated)
 
@@ -478,6 +486,7 @@ class Weights:
         self.total: Counter = Counter()
         self.items = 0
         self.newest_day: int | None = None
+        self._log_n = math.log(5)
 
     def add(self, keys: Iterable[str], day: int) -> None:
         keys = list(keys)
@@ -494,28 +503,36 @@ class Weights:
                 self.items -= self.day_items.pop(old)
                 for k in [k for k, v in self.total.items() if v <= 0]:
                     del self.total[k]
+        self._log_n = math.log(self.items + 5)
 
     def __call__(self, key: str) -> float:
         df = self.total.get(key, 0)
-        idf = math.log((self.items + 5) / (df + 1))
-        base = _BASE_WEIGHT.get(key[:2], 1.0)
-        return base * max(idf, 0.1)
+        idf = self._log_n - (_LOG1[df] if df < 4096 else math.log(df + 1))
+        return _BASE_WEIGHT.get(key[:2], 1.0) * (idf if idf > 0.1 else 0.1)
+
+    @property
+    def version(self) -> tuple[int, int | None]:
+        """Changes when the weights may have moved enough to recompute cached norms."""
+        return self.items.bit_length() * 64 + (self.items >> max(0, self.items.bit_length() - 5)), self.newest_day
 
 
+_LOG1 = [math.log(n + 1) for n in range(4096)]
 _BASE_WEIGHT = {"y:": 0.3, "c:": 1.0, "e:": 0.6, "n:": 1.0, "#:": 1.2, "d:": 1.0, "h:": 0.8}
 
 
-def _overlap(a: frozenset[str], b: frozenset[str], w, prefix: str = "") -> tuple[float, int]:
-    """(weighted cosine of two key sets, shared keys)."""
-    if not a or not b:
-        return 0.0, 0
+def _norms(fp: Fingerprint, w) -> tuple[float, float, float]:
+    """Total weights of a fingerprint's anchors, tokens and English tokens."""
+    prefix = fp.lang + ":"
+    return (sum(w(k) for k in fp.anchors), sum(w(prefix + k) for k in fp.tokens),
+            sum(w("en:" + k) for k in fp.en_tokens) if fp.lang != "en" else 0.0)
+
+
+def _cosine(a: frozenset[str], b: frozenset[str], wa: float, wb: float, w, prefix: str = "") -> tuple[float, int]:
+    """(weighted cosine of two key sets given their total weights, shared keys)."""
     shared = a & b
-    if not shared:
+    if not shared or wa <= 0 or wb <= 0:
         return 0.0, 0
-    wa = sum(w(prefix + k) for k in a)
-    wb = sum(w(prefix + k) for k in b)
-    ws = sum(w(prefix + k) for k in shared)
-    return ws / math.sqrt(wa * wb), len(shared)
+    return sum(w(prefix + k) for k in shared) / math.sqrt(wa * wb), len(shared)
 
 
 def time_factor(hours_apart: float) -> float:
@@ -527,30 +544,37 @@ def time_factor(hours_apart: float) -> float:
 def similarity(a: Fingerprint, b: Fingerprint, w=None) -> float:
     """How surely two items report the same event, 0..1 (see the module docstring)."""
     w = w or (lambda key: 1.0)
-    anchor, shared = _overlap(a.anchors, b.anchors, w)
+    return _score(a, _norms(a, w), b, _norms(b, w), w)
+
+
+def _score(a: Fingerprint, na, b: Fingerprint, nb, w) -> float:
+    anchor, shared = _cosine(a.anchors, b.anchors, na[0], nb[0], w)
     if a.lang == b.lang:
-        text, _ = _overlap(a.tokens, b.tokens, w, a.lang + ":")
+        text, _ = _cosine(a.tokens, b.tokens, na[1], nb[1], w, a.lang + ":")
         score = max(text, (text + anchor) / 2)
     else:
         score = anchor if shared >= MIN_SHARED_ANCHORS else 0.0
         if a.en_tokens and b.en_tokens:
-            text, _ = _overlap(a.en_tokens, b.en_tokens, w, "en:")
+            wa = na[1] if a.lang == "en" else na[2]
+            wb = nb[1] if b.lang == "en" else nb[2]
+            text, _ = _cosine(a.en_tokens, b.en_tokens, wa, wb, w, "en:")
             score = max(score, (text + anchor) / 2, text * 0.9)
     ea, eb = a.events, b.events
     if ea and eb:
         # the share of the smaller event set that the other one names too
         agree = len(ea & eb) / min(len(ea), len(eb))
         score *= EVENT_CONFLICT + (1 - EVENT_CONFLICT) * agree
-    na, nb = a.numbers, b.numbers
-    if na and nb and not na & nb:
+    na_, nb_ = a.numbers, b.numbers
+    if na_ and nb_ and not na_ & nb_:
         score *= NUMBER_CONFLICT
     return score
 
 
 # -- MinHash LSH --------------------------------------------------------------------
 
-_PERMS = [((i * 0x9E3779B97F4A7C15 + 0x632BE59BD9B4E019) % _HASH_PRIME | 1,
-           (i * 0xC2B2AE3D27D4EB4F + 0x165667B19E3779F9) % _HASH_PRIME) for i in range(1, MINHASH_PERMS + 1)]
+# one random 60-bit mask per "permutation": h XOR mask permutes the hash space
+_MASKS = [int.from_bytes(hashlib.blake2b(f"newsbot-minhash-{i}".encode(), digest_size=8).digest(), "big")
+          & 0xFFFFFFFFFFFFFFF for i in range(MINHASH_PERMS)]
 
 
 @lru_cache(maxsize=400_000)
@@ -560,10 +584,11 @@ def _h64(text: str) -> int:
 
 
 def minhash(tokens: Iterable[str]) -> list[int]:
+    """MinHash signature: for each mask, the least (token hash XOR mask)."""
     hs = [_h64(t) & 0xFFFFFFFFFFFFFFF for t in tokens]
     if not hs:
         return []
-    return [min((a * h + b) % _HASH_PRIME for h in hs) for a, b in _PERMS]
+    return [min([h ^ m for h in hs]) for m in _MASKS]
 
 
 def band_keys(space: str, tokens: frozenset[str]) -> list[str]:
@@ -696,7 +721,7 @@ class StoryIndex:
         self.window = timedelta(hours=window_hours)
         self.window_s = int(self.window.total_seconds())
         self.weights = Weights(window_hours)
-        self._cache: OrderedDict[int, tuple[int, Fingerprint]] = OrderedDict()
+        self._cache: OrderedDict[int, tuple] = OrderedDict()
         self._cache_size = cache_size
         self._loaded = False
         self._assigned = 0
@@ -721,7 +746,8 @@ class StoryIndex:
         when = item_time(item)
         t = _epoch(when)
         keys = self._index_keys(fp)
-        best_story, best_score = self._best_story(fp, keys, t)
+        norms = _norms(fp, self.weights)
+        best_story, best_score = self._best_story(fp, norms, keys, t)
         conn = self.store.conn
         own_tx = not conn.in_transaction
         try:
@@ -740,7 +766,7 @@ class StoryIndex:
                 conn.rollback()
             raise
         item.story_id = story_id
-        self._remember(item.id, story_id, fp)
+        self._remember(item.id, story_id, t, fp, norms, self.weights.version)
         self.weights.add(self._weight_keys(fp), t // 86400)
         self._assigned += 1
         if self._assigned - self._last_prune >= 500:
@@ -787,7 +813,7 @@ class StoryIndex:
         for item_id, story_id, t, packed in self.store.indexed_items_since(newest - self.window_s - 86400):
             fp = _unpack(packed)
             self.weights.add(self._weight_keys(fp), t // 86400)
-            self._remember(item_id, story_id, fp)
+            self._remember(item_id, story_id, t, fp)
 
     @staticmethod
     def _weight_keys(fp: Fingerprint) -> list[str]:
@@ -801,8 +827,9 @@ class StoryIndex:
             keys += band_keys("en", fp.en_tokens)
         return keys
 
-    def _best_story(self, fp: Fingerprint, keys: list[str], t: int) -> tuple[int | None, float]:
-        anchors = sorted((k for k in keys if k.startswith("a|")), key=lambda k: self.weights(k[2:]), reverse=True)
+    def _best_story(self, fp: Fingerprint, mine: tuple, keys: list[str], t: int) -> tuple[int | None, float]:
+        w = self.weights
+        anchors = sorted((k for k in keys if k.startswith("a|")), key=lambda k: w(k[2:]), reverse=True)
         bands = [k for k in keys if k.startswith("b|")]
         query = anchors[:MAX_QUERY_KEYS] + bands
         if not query:
@@ -814,16 +841,21 @@ class StoryIndex:
         counts = Counter(hits)
         top = [i for i, _ in sorted(counts.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:MAX_CANDIDATES]]
         best: tuple[int | None, float] = (None, 0.0)
-        times = self.store.indexed_times(top)
-        for item_id, (story_id, other) in self._fingerprints(top).items():
-            score = similarity(fp, other, self.weights) * time_factor((t - times.get(item_id, t)) / 3600)
+        version = w.version
+        for item_id, entry in self._entries(top).items():
+            story_id, other, other_t, norms, seen = entry
+            if seen != version:
+                norms = _norms(other, w)
+                self._cache[item_id] = (story_id, other, other_t, norms, version)
+            score = _score(fp, mine, other, norms, w) * time_factor((t - other_t) / 3600)
             if score > best[1]:
                 best = (story_id, score)
         if best[1] >= JOIN_THRESHOLD:
             return best
         return None, best[1]
 
-    def _fingerprints(self, item_ids: list[int]) -> dict[int, tuple[int, Fingerprint]]:
+    def _entries(self, item_ids: list[int]) -> dict[int, tuple]:
+        """Cached (story_id, fingerprint, t, norms, weights version) of indexed items."""
         out = {}
         missing = []
         for i in item_ids:
@@ -833,17 +865,17 @@ class StoryIndex:
             else:
                 out[i] = hit
         if missing:
-            for item_id, story_id, packed in self.store.indexed_items(missing):
-                fp = _unpack(packed)
-                out[item_id] = (story_id, fp)
-                self._remember(item_id, story_id, fp)
+            for item_id, story_id, t, packed in self.store.indexed_items(missing):
+                out[item_id] = self._remember(item_id, story_id, t, _unpack(packed))
         return out
 
-    def _remember(self, item_id: int, story_id: int, fp: Fingerprint) -> None:
-        self._cache[item_id] = (story_id, fp)
-        self._cache.move_to_end(item_id)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+    def _remember(self, item_id: int, story_id: int, t: int, fp: Fingerprint, norms: tuple = (0.0, 0.0, 0.0),
+                  version=None) -> tuple:
+        entry = (story_id, fp, t, norms, version)
+        self._cache[item_id] = entry
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)  # the oldest remembered; recent items are the likely candidates
+        return entry
 
 
 def _pack(fp: Fingerprint) -> str:
