@@ -29,7 +29,8 @@ from dataclasses import dataclass
 ALLOWED = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "tg-spoiler", "span", "a",
            "tg-emoji", "code", "pre", "blockquote"}
 ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s+[a-zA-Z][a-zA-Z0-9-]*(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'))?)*)\s*>")
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)"
+                  r"((?:\s+[a-zA-Z][a-zA-Z0-9-]*(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'))?)*)\s*>")
 _ATTR = re.compile(r"([a-zA-Z][a-zA-Z0-9-]*)(?:\s*=\s*(?:\"([^\"]*)\"|'([^']*)'))?")
 _ENTITY = re.compile(r"&(#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z]+);")
 _BAD_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
@@ -78,7 +79,8 @@ def _decode(text: str, where: int, problems: list[str]) -> str:
     return "".join(out)
 
 
-def analyse(html: str, *, limit: int = 4096, max_entities: int = 100, require_http_links: bool = True) -> Result:
+def analyse(html: str, *, limit: int = 4096, max_entities: int = 100,
+            require_http_links: bool = True) -> Result:
     problems: list[str] = []
     try:
         html.encode("utf-8")
@@ -109,7 +111,8 @@ def analyse(html: str, *, limit: int = 4096, max_entities: int = 100, require_ht
                 problems.append(f"unexpected end tag </{name}> at character {lt}")
                 continue
             if stack[-1] != name:
-                problems.append(f"unmatched end tag at character {lt}: expected </{stack[-1]}>, found </{name}>")
+                problems.append(f"unmatched end tag at character {lt}: "
+                                f"expected </{stack[-1]}>, found </{name}>")
                 continue
             stack.pop()
             start = entity_starts.pop()

@@ -360,7 +360,7 @@ async def test_in_a_group_only_admins_change_settings(bot_env):
     answer = await h.tap(GROUP, buttons(welcome)[0]["callback_data"], welcome["message_id"], user_id=555)
     assert answer["show_alert"] and h.store.subscribed_topics(GROUP) == []
 
-    await h.say(GROUP, "/subscribe kz-unrest", user_id=900)
+    await h.say(GROUP, f"/subscribe@{h.server.bot_user['username']} kz-unrest", user_id=900)
     assert h.store.subscribed_topics(GROUP) == ["kz-unrest"]
     assert h.store.subscriber(GROUP).chat_type == "supergroup"
     await h.say(GROUP, "/settings mode digest", user_id=901)
