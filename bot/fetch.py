@@ -16,6 +16,7 @@ exponential backoff with jitter, Retry-After, permanent redirects, 410 Gone).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -149,6 +150,13 @@ def _tls_context() -> ssl.SSLContext:
 DRAIN_MAX = 64 * 1024
 
 
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
 async def _drain(response: httpx.Response) -> None:
     """Read the rest of a small unread body (304, redirect, error page) so the
     connection goes back to the pool instead of being closed."""
@@ -193,7 +201,7 @@ class Fetcher:
             await client.aclose()
 
     def _client(self, parts) -> httpx.AsyncClient:
-        key = (parts.scheme, (parts.hostname or "").lower(), parts.port)
+        key = ("", "", None) if self._transport else (parts.scheme, (parts.hostname or "").lower(), parts.port)
         client = self._clients.get(key)
         if client is None:
             p = self.poll
@@ -211,8 +219,7 @@ class Fetcher:
             self._clients[key] = client
         return client
 
-    def _host_limit(self, url: str) -> asyncio.Semaphore:
-        host = (urlsplit(url).hostname or "").lower()
+    def _host_limit(self, host: str) -> asyncio.Semaphore:
         sem = self._hosts.get(host)
         if sem is None:
             sem = self._hosts[host] = asyncio.Semaphore(max(1, self.poll.per_host))
@@ -225,9 +232,13 @@ class Fetcher:
         try:
             if not self._open:
                 raise _FetchError("Fetcher used outside 'async with'")
-            async with self._global:
-                async with asyncio.timeout(self.poll.total_timeout):
-                    await self._fetch(feed, result)
+            first_host = _host(feed.url)
+            # Wait for the host's turn, then for a global slot; the total
+            # deadline starts only when the request does.
+            async with self._host_limit(first_host):
+                async with self._global:
+                    async with asyncio.timeout(self.poll.total_timeout):
+                        await self._fetch(feed, result, first_host)
         except TimeoutError:
             result.error = f"fetch: timed out after {_secs(self.poll.total_timeout)}"
         except _FetchError as exc:
@@ -242,6 +253,8 @@ class Fetcher:
             result.error = f"fetch: cannot connect: {exc or type(exc).__name__}"
         except httpx.HTTPError as exc:
             result.error = f"fetch: {type(exc).__name__}: {exc}"
+        except httpx.InvalidURL as exc:
+            result.error = f"fetch: invalid URL: {exc}"
         except Exception as exc:  # never raise: a bug here must not stop the cycle
             log.exception("fetch crashed feed=%s", feed.id)
             result.error = f"fetch: {type(exc).__name__}: {exc}"
@@ -250,7 +263,7 @@ class Fetcher:
         result.elapsed = time.monotonic() - started
         return result
 
-    async def _fetch(self, feed: Feed, result: FetchResult) -> None:
+    async def _fetch(self, feed: Feed, result: FetchResult, held_host: str) -> None:
         p = self.poll
         url = feed.url
         seen = {url}
@@ -265,7 +278,8 @@ class Fetcher:
                 headers["If-None-Match"] = feed.etag
             if feed.last_modified:
                 headers["If-Modified-Since"] = feed.last_modified
-            async with self._host_limit(url):
+            host = _host(url)
+            async with contextlib.nullcontext() if host == held_host else self._host_limit(host):
                 client = self._client(parts)
                 request = client.build_request("GET", url, headers=headers)
                 response = await client.send(request, stream=True)

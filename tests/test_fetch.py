@@ -301,3 +301,19 @@ def test_gzip_helper_roundtrip_sanity():
     # the bomb used above really is small on the wire and large decoded
     bomb = gzip.compress(b"\0" * (20 * 1024 * 1024))
     assert len(bomb) < FAST.max_body_bytes < FAST.max_decompressed_bytes < 20 * 1024 * 1024
+
+
+async def test_waiting_for_a_busy_host_does_not_count_against_the_deadline(feed_server):
+    # per_host=1: the second feed waits ~0.8 s for the first, longer than half its 1.2 s deadline
+    url = feed_server.route("/busy.xml", body=BODY, delay=0.8)
+    poll = PollConfig(connect_timeout=1.0, read_timeout=1.0, total_timeout=1.2, per_host=1)
+    async with Fetcher(poll) as f:
+        results = await asyncio.gather(*(f.fetch(feed_for(url, id=i)) for i in range(2)))
+    assert [r.error for r in results] == [None, None]
+    assert feed_server.max_in_flight == 1
+
+
+@pytest.mark.parametrize("url", ["http://exa mple.example/feed.xml", "http://[::1/feed.xml", "not a url"])
+async def test_invalid_urls_are_errors(url):
+    r = await fetch(url)
+    assert r.error is not None and r.error.startswith("fetch: ")
