@@ -19,7 +19,7 @@ agree, so the fast pass never loses anything feedparser would have kept.
 Normalisation decisions (both parsers):
 
 * titles and summaries are plain text: tags stripped (``script``/``style``
-  with their content), entities decoded, control, zero-width and bidi
+  with their content; in titles even when the feed calls them plain text), entities decoded, control, zero-width and bidi
   override characters removed, whitespace folded; titles bounded to
   :data:`TITLE_MAX` characters, summaries to :data:`SUMMARY_MAX`;
 * dates are UTC; missing or unparsable -> None; a date more than
@@ -117,6 +117,14 @@ def html_to_text(markup: str | None, limit: int | None = None) -> str:
     if "&" in markup:
         markup = html.unescape(markup)
     return clean_text(markup, limit)
+
+
+def _untag(title: str) -> str:
+    """A title never carries markup: tags that survive as literal text (a plain-text
+    title reading ``<script>...</script>``) are removed with script/style bodies."""
+    if "<" in title and _TAG.search(title):
+        title = _WS.sub(" ", _TAG.sub("", _DROP_BLOCKS.sub("", title))).strip()
+    return title
 
 
 def _text(value: str | None, content_type: str | None, limit: int) -> str:
@@ -375,7 +383,7 @@ def _feedparser_parse(body: bytes, headers: dict[str, str], url: str, now: datet
     raw: list[Entry] = []
     for e in parsed.entries:
         title_detail = e.get("title_detail") or {}
-        title = _text(e.get("title"), title_detail.get("type"), TITLE_MAX)
+        title = _untag(_text(e.get("title"), title_detail.get("type"), TITLE_MAX))
         summary_value, summary_type = e.get("summary"), (e.get("summary_detail") or {}).get("type")
         if not summary_value and e.get("content"):
             summary_value, summary_type = e.content[0].get("value"), e.content[0].get("type")
@@ -507,7 +515,7 @@ def _fast_rss(root, url: str, now: datetime, relative_ok: bool) -> ParseResult:
             if tag not in _RSS_ITEM_TAGS or tag in fields:
                 raise _GiveUp
             fields[tag] = child
-        title = clean_text(_plain_or_give_up(_only_text(fields["title"])), TITLE_MAX) if "title" in fields else ""
+        title = _untag(clean_text(_plain_or_give_up(_only_text(fields["title"])), TITLE_MAX)) if "title" in fields else ""
         summary = ""
         if "description" in fields:
             summary = html_to_text(_latin1_fix(_only_text(fields["description"]).strip()), SUMMARY_MAX)
@@ -570,7 +578,7 @@ def _fast_atom(root, url: str, now: datetime) -> ParseResult:
             if tag in fields:
                 raise _GiveUp
             fields[tag] = child
-        title = _atom_text(fields[ATOM + "title"], TITLE_MAX) if ATOM + "title" in fields else ""
+        title = _untag(_atom_text(fields[ATOM + "title"], TITLE_MAX)) if ATOM + "title" in fields else ""
         if ATOM + "summary" in fields:
             summary = _atom_text(fields[ATOM + "summary"], SUMMARY_MAX)
         elif ATOM + "content" in fields:

@@ -145,6 +145,8 @@ def hostile_feed() -> bytes:
         "text&lt;/p&gt;&lt;style&gt;p{{}}&lt;/style&gt;&lt;img src=x onerror=alert(1)&gt;</description></item>"
         "<item><title>Bidi \u202egnp.exe\u202c and zero\u200bwidth \u2066isolate\u2069 \ufeffbom</title>"
         "<link>https://hostile.example/2</link><description>" + "word " * 2000 + "</description></item>"
+        "<item><title>&lt;script&gt;alert(1)&lt;/script&gt;Escaped &lt;b&gt;markup&lt;/b&gt; in a title</title>"
+        "<link>https://hostile.example/4</link><description>x</description></item>"
         "<item><title>Control \x01\x02\x1b[31m chars</title><link>https://hostile.example/3</link>"
         "<description>bell\x07 and null-ish \x0b text</description></item>"
         "</channel></rss>"
@@ -157,13 +159,15 @@ BAD_CHAR = re.compile("[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\
 def test_hostile_text_is_cleaned_and_bounded():
     result = parse_feed(hostile_feed(), XML, BASE, NOW)
     assert result.error is None
-    assert len(result.entries) == 3
+    assert len(result.entries) == 4
     for e in result.entries:
         assert len(e.title) <= parse.TITLE_MAX
         assert len(e.summary) <= parse.SUMMARY_MAX
         assert not BAD_CHAR.search(e.title + e.summary)
         assert "<" not in e.summary and "script" not in e.summary and "steal" not in e.summary
-    first, bidi, control = result.entries
+        assert "<" not in e.title and "alert" not in e.title
+    first, bidi, escaped, control = result.entries
+    assert escaped.title == "Escaped markup in a title"
     assert first.title.startswith("Breaking very") and first.title.endswith("…")
     assert first.summary == "Real & text"
     assert bidi.title == "Bidi gnp.exe and zerowidth isolate bom"
