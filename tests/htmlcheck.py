@@ -87,6 +87,7 @@ def analyse(html: str, *, limit: int = 4096, max_entities: int = 100,
     except UnicodeEncodeError as exc:
         problems.append(f"not valid UTF-8 (lone surrogate at character {exc.start})")
     visible: list[str] = []
+    length = 0  # characters in visible so far
     stack: list[str] = []
     entity_starts: list[int] = []  # visible length at each open tag
     entities = 0
@@ -96,7 +97,9 @@ def analyse(html: str, *, limit: int = 4096, max_entities: int = 100,
         if lt < 0:
             visible.append(_decode(html[pos:], pos, problems))
             break
-        visible.append(_decode(html[pos:lt], pos, problems))
+        chunk = _decode(html[pos:lt], pos, problems)
+        visible.append(chunk)
+        length += len(chunk)
         m = _TAG.match(html, lt)
         if m is None:
             problems.append(f"bare '<' or malformed tag at character {lt}: {html[lt:lt + 30]!r}")
@@ -116,7 +119,7 @@ def analyse(html: str, *, limit: int = 4096, max_entities: int = 100,
                 continue
             stack.pop()
             start = entity_starts.pop()
-            if len("".join(visible)) > start:
+            if length > start:
                 entities += 1
             continue
         if name not in ALLOWED:
@@ -134,7 +137,7 @@ def analyse(html: str, *, limit: int = 4096, max_entities: int = 100,
         if name == "blockquote" and "blockquote" in stack:
             problems.append(f"blockquote inside blockquote at character {lt}")
         stack.append(name)
-        entity_starts.append(len("".join(visible)))
+        entity_starts.append(length)
     if stack:
         problems.append("unclosed tag(s): " + ", ".join(f"<{n}>" for n in stack))
     text = "".join(visible)
