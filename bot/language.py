@@ -104,36 +104,41 @@ def _get_detector():
 _LINGUA_CODES = {"ENGLISH": "en", "RUSSIAN": "ru", "KAZAKH": "kk"}
 
 
+_CYR_LETTERS = "абвгдеёжзийклмнопрстуфхцчшщъыьэюяәғқңөұүһі"
+_DEL_CYR = {ord(c): None for c in _CYR_LETTERS + _CYR_LETTERS.upper()}
+_DEL_LAT = {ord(c): None for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+_DEL_KK = {ord(c): None for c in KK_LETTERS}
+
+
 def _evidence(text: str, hint: str | None) -> str | None:
-    """Decide from the script and function words; None when lingua must decide."""
-    cyr = len(_CYR.findall(text))
-    lat = len(_LAT.findall(text))
-    if cyr == 0:
-        if lat == 0:
-            return hint if hint in LANGS else "en"
-        return "en"
+    """Decide from the script and function words; None when lingua must decide.
+
+    Counts are made with C-level string operations (translate, split, set
+    membership through map): this runs for every new item of a poll cycle.
+    """
+    if not _CYR.search(text):
+        if _LAT.search(text):
+            return "en"
+        return hint if hint in LANGS else "en"
+    n = len(text)
+    cyr = n - len(text.translate(_DEL_CYR))
+    lat = n - len(text.translate(_DEL_LAT))
     if lat > 3 * cyr:
         return "en"
-    words = _WORD.findall(text.lower())
-    kk_words = 0
-    ru_words = 0
-    kk_plain = 0
-    for w in words:
-        if w in RU_FUNCTION_WORDS:
-            ru_words += 1
-        elif w in KK_PLAIN_WORDS:
-            kk_plain += 1
-        elif not KK_LETTERS.isdisjoint(w):
-            kk_words += 1
-    if ru_words == 0 and (kk_words >= 2 or (kk_words == 1 and len(words) <= 3) or kk_plain >= 1 and kk_words):
+    kk = n - len(text.translate(_DEL_KK))  # Kazakh-specific letters
+    words = text.lower().split()
+    ru_words = sum(map(RU_FUNCTION_WORDS.__contains__, words))
+    kk_plain = sum(map(KK_PLAIN_WORDS.__contains__, words))
+    kk_share = kk / cyr
+    if ru_words == 0 and (kk >= 2 or (kk and (cyr <= 30 or kk_plain))):
         return "kk"
     if ru_words == 0 and kk_plain >= 2:
         return "kk"
-    if kk_words == 0 and kk_plain == 0 and ru_words >= 1:
+    if kk == 0 and kk_plain == 0 and ru_words >= 1:
         return "ru"
-    if ru_words >= 3 and kk_words <= ru_words // 3:
+    if ru_words >= 3 and kk_share < 0.03:
         return "ru"  # Russian text quoting a Kazakh name or two
-    if kk_words >= 3 and ru_words <= kk_words // 3:
+    if kk_share >= 0.05 and ru_words <= 1 and kk_plain + kk >= 4:
         return "kk"
     return None
 
