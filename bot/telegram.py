@@ -42,6 +42,7 @@ from telegram.ext import (Application, ApplicationBuilder, CallbackQueryHandler,
 
 from . import i18n, render
 from .config import Config
+from .delivery import retry_after_seconds
 from .errors import NewsBotError
 from .i18n import Html, t
 from .models import LANGS, Subscriber, utcnow
@@ -226,8 +227,7 @@ class NewsBot:
                                                     reply_markup=markup, link_preview_options=_NO_PREVIEW)
                 return
             except RetryAfter as exc:
-                wait = exc.retry_after.total_seconds() if isinstance(exc.retry_after, timedelta) \
-                    else float(exc.retry_after)
+                wait = retry_after_seconds(exc)
                 if attempt == 2 or wait > MAX_REPLY_WAIT:
                     raise
                 log.info("reply waits for flood control chat=%s seconds=%.1f", chat_id, wait)
@@ -398,13 +398,14 @@ class NewsBot:
             good = good[:max(0, room)]
         added = []
         for word in good:
-            try:
+            try:  # bot.match or the store refuses it (no letters, only operators...)
                 word_lang, expansions = await self.expand(word)
-            except ValueError:  # bot.match refuses it (no letters, only operators...)
+                self.store.add_watchword(chat.chat_id, word, lang=word_lang, expansions=expansions,
+                                         now=self.clock())
+            except ValueError as exc:
+                log.info("watchword refused chat=%s word=%r reason=%s", chat.chat_id, word, exc)
                 lines.append(t(lang, "watch_bad", word=render.truncate(word, 40)))
                 continue
-            self.store.add_watchword(chat.chat_id, word, lang=word_lang, expansions=expansions,
-                                     now=self.clock())
             added.append((word, expansions))
             log.info("watchword added chat=%s word=%r lang=%s", chat.chat_id, word, word_lang)
         if known:

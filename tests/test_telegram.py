@@ -307,6 +307,25 @@ async def test_watch_stores_expansions_and_previews_the_last_three_days(bot_env)
     assert r["plain"] == htmlcheck.check(i18n.t("en", "watchlist_empty"))
 
 
+async def test_watch_refuses_bad_words_and_stops_at_the_limit(bot_env):
+    h = bot_env
+    [r] = await h.say(USER, "/watch x, " + "y" * 65 + ", ok word")
+    assert r["plain"].count("Skipped") == 2
+    assert [w.word for w in h.store.watchwords(USER)] == ["ok word"]
+    words = ", ".join(f"word{i:02d}" for i in range(60))
+    [r] = await h.say(USER, f"/watch {words}")
+    assert "at most 50" in r["plain"]
+    assert len(h.store.watchwords(USER)) == 50
+
+
+async def test_a_flood_controlled_reply_is_sent_after_the_pause(bot_env):
+    h = bot_env
+    h.server.fail_next(1, status=429, retry_after=1, methods=("sendMessage",))
+    [r] = await h.say(USER, "/help")
+    assert r["plain"] == htmlcheck.check(i18n.t("en", "help"))
+    assert h.server.counters["429_injected"] == 1
+
+
 async def test_watch_with_nothing_recent_says_so(bot_env):
     [r] = await bot_env.say(USER, "/watch Baikonur")
     assert htmlcheck.check(i18n.t("en", "watch_preview_none")) in r["plain"]
