@@ -488,23 +488,62 @@ class Translator:
                 pass
 
         self.stats.requests += 1
+        started = loop.time()
         threading.Thread(target=work, name="translate", daemon=True).start()
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
-            if on_late is not None:
-                fut.add_done_callback(lambda f: on_late(f.result()) if not f.cancelled()
-                                      and f.exception() is None else None)
-            else:
-                fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # silence "never retrieved"
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+        except asyncio.TimeoutError:
+            self._abandon(fut, on_late, judge_by=None)
             self.stats.timeouts += 1
             raise _Failed("transient", f"translate: no answer within {timeout:.1f}s") from None
+        except asyncio.CancelledError:
+            # The caller's budget ran out while this request was in flight. The
+            # provider is still judged against timeout_seconds, so a slow or
+            # hanging provider opens the circuit even when every wait was cut
+            # short by the budget.
+            self._abandon(fut, on_late, judge_by=started + self.cfg.timeout_seconds)
+            raise
         except _Failed:
             raise
         except Exception as exc:
             raise classify(exc) from None
+
+    def _abandon(self, fut: asyncio.Future, on_late: Callable[[str], None] | None,
+                 judge_by: float | None) -> None:
+        """Look after a request nobody waits for any more (callbacks run on the loop thread).
+
+        An answer is still cached (``on_late``). With ``judge_by`` (sent time +
+        timeout_seconds), the provider is judged as if we had waited: no answer
+        by then, or an error, counts as a failure for the circuit.
+        """
+        judged = False
+
+        def judge(kind: str) -> None:
+            nonlocal judged
+            if not judged:
+                judged = True
+                self.stats.failures += 1
+                self.breaker.failure(kind)
+
+        def done(f: asyncio.Future) -> None:
+            if f.cancelled():
+                return
+            exc = f.exception()  # also marks it retrieved
+            if judge_by is not None:
+                if exc is not None and classify(exc).kind != "text":
+                    judge(classify(exc).kind)
+                elif exc is None and asyncio.get_running_loop().time() > judge_by:
+                    judge("transient")
+            if exc is None and on_late is not None:
+                on_late(f.result())
+
+        def overdue() -> None:
+            if not fut.done():
+                judge("transient")
+
+        fut.add_done_callback(done)
+        if judge_by is not None:
+            asyncio.get_running_loop().call_at(judge_by, overdue)
 
     async def _translate_text(self, text: str, src: str, dst: str, deadline: float,
                               on_late: Callable[[str], None] | None = None) -> str:

@@ -547,3 +547,42 @@ def test_one_translator_serves_several_event_loops(tmp_path, store, translate_se
     second = asyncio.run(t.translate_many([(text, "ru") for text in RU[2:]], "en"))
     assert second == [fake_translation(text, "ru", "en") for text in RU[2:]]
     assert translate_server.count() == len(RU)
+
+
+async def test_slow_provider_cut_short_by_the_budget_still_opens_the_circuit(tmp_path, store, translate_server):
+    translate_server.mode = "slow"
+    translate_server.delay = 0.8
+    t = make_translator(tmp_path, store, translate_server, timeout_seconds=0.5, budget_seconds=0.2,
+                        breaker_failures=2, concurrency=2)
+    out = await t.translate_many([(text, "ru") for text in RU], "en")
+    assert out == [None] * 4
+    assert t.stats.timeouts == 0 and t.breaker.state == "closed"  # the budget cut both waits short
+    sent = translate_server.count()
+
+    def kept() -> int:
+        return sum(t.cached(text, "ru", "en") is not None for text in RU)
+
+    for _ in range(100):  # no answer within timeout_seconds: two failures; the answers come later
+        if t.breaker.state == "open" and kept() == sent:
+            break
+        await asyncio.sleep(0.05)
+    assert t.breaker.state == "open"
+    assert kept() == sent  # the late answers were kept
+    assert await t.translate(RU[3] + " (next cycle)", "ru", "en") is None
+    assert translate_server.count() == sent
+    translate_server.mode = "ok"
+
+
+async def test_hanging_provider_opens_the_circuit_without_ever_answering(tmp_path, store, translate_server):
+    translate_server.mode = "slow"
+    translate_server.delay = 5.0  # longer than the test waits: as good as never
+    t = make_translator(tmp_path, store, translate_server, timeout_seconds=0.4, budget_seconds=0.1,
+                        breaker_failures=2, concurrency=2)
+    assert await t.translate_many([(text, "ru") for text in RU], "en") == [None] * 4
+    assert t.breaker.state == "closed"
+    for _ in range(100):
+        if t.breaker.state == "open":
+            break
+        await asyncio.sleep(0.05)
+    assert t.breaker.state == "open"  # judged overdue at timeout_seconds, with no answer at all
+    translate_server.mode = "ok"
