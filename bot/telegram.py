@@ -58,6 +58,7 @@ WATCH_LIMIT = 50  # watch words per chat
 WATCH_MIN, WATCH_MAX = 2, 64  # characters of one watch word
 PREVIEW_DAYS = 3
 PREVIEW_EXAMPLES = 2
+STATS_FAILING = 10  # failing feeds listed by /stats
 MAX_CALLBACK = 64  # bytes of callback_data
 MAX_REPLY_WAIT = 10.0  # seconds a command reply may wait for a flood-control retry
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -670,13 +671,19 @@ class NewsBot:
         active = [f for f in feeds if not f.retired]
         outbox = self.store.outbox_counts()
         counts = self.store.subscriber_counts()
-        await self.reply(update, t(
-            lang, "stats", feeds=len(active), failing=sum(1 for f in active if f.failures),
+        failing = sorted((f for f in active if f.failures), key=lambda f: -f.failures)
+        lines = [t(
+            lang, "stats", feeds=len(active), failing=len(failing),
             retired=len(feeds) - len(active), items=self.store.count("items"),
             stories=self.store.count("stories"),
             subscribers=counts["subscribers"], paused=counts["paused"],
             pending=sum(v for k, v in outbox.items() if k in ("pending", "sending", "held")),
-            failed=outbox.get("failed", 0), sent=outbox.get("sent", 0)))
+            failed=outbox.get("failed", 0), sent=outbox.get("sent", 0))]
+        for f in failing[:STATS_FAILING]:
+            lines.append(f"#{f.id} {i18n.escape(render.truncate(render.clean(f.name), 60))}: "
+                         + t(lang, "feed_failing", n=f.failures,
+                             error=render.truncate(render.clean(f.last_error or "?"), 120)))
+        await self.reply_long(update, lines)
 
     async def cmd_feeds(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Every feed with its state."""

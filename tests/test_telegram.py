@@ -453,7 +453,11 @@ async def test_addfeed_fetches_and_parses_before_saving_then_removefeed(bot_fact
     [r] = await h.say(ADMIN, "/feeds")
     assert good in r["plain"]
     [r] = await h.say(ADMIN, "/stats")
-    assert "Feeds: 1 active" in r["plain"]
+    assert "Feeds: 1 active, 0 failing" in r["plain"]
+    feed.failures, feed.last_error = 3, "fetch: HTTP 503 <Service Unavailable>"
+    h.store.save_feed_state(feed)
+    [r] = await h.say(ADMIN, "/stats")
+    assert "1 failing" in r["plain"] and f"#{feed.id}" in r["plain"] and "<Service Unavailable>" in r["plain"]
     [r] = await h.say(ADMIN, f"/removefeed {feed.id}")
     assert h.store.feeds() == []
     [r] = await h.say(ADMIN, "/removefeed 999")
