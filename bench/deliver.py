@@ -6,7 +6,8 @@
 The server (tests/botapi.py) runs in its own process so it does not share the
 sender's interpreter. Measured in one run:
 
-1. limit 30/s (Telegram's): the outbox Sender at its defaults: messages/s
+1. limit 30/s (Telegram's): the outbox Sender at its defaults (``--client``
+   lean or httpx): messages/s
    achieved (target >= 95% of 30), 429s received (target 0), lost/repeated;
 2. limit 1,000/s: the Sender configured for 1,000/s: its own ceiling
    (target >= 500 msg/s), 429s, lost/repeated;
@@ -111,13 +112,13 @@ async def run_sender(server: RemoteServer, n: int, cfg: DeliveryConfig, db: Path
     request = LeanRequest(pool_size=cfg.max_in_flight + 4) if lean else None
     async with telegram.Bot(server.token, base_url=server.base_url, request=request) as bot:
         sender = Sender(bot, store, cfg)
-        started = time.perf_counter()
+        started, cpu0 = time.perf_counter(), time.process_time()
         report = await sender.run_once()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
     counts = store.outbox_counts()
     store.close()
     return {"elapsed": elapsed, "rate": report.sent / elapsed, "sent": report.sent,
-            "outbox": counts, **outcome(server, n)}
+            "cpu_ms": cpu * 1000 / max(1, report.sent), "outbox": counts, **outcome(server, n)}
 
 
 async def run_naive(server: RemoteServer, n: int) -> dict:
@@ -146,6 +147,8 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--subscribers", type=int, default=5000, help="messages in the fan-out (default 5000)")
     parser.add_argument("--fast-subscribers", type=int, default=None,
                         help="messages for the 1,000/s runs (default: same as --subscribers)")
+    parser.add_argument("--client", choices=("lean", "httpx"), default="lean",
+                        help="PTB request class for the 30/s run (default lean: bot.delivery.LeanRequest)")
     parser.add_argument("--naive-slow", type=int, default=300,
                         help="messages for the naive loop at 30/s (it loses most of them; default 300)")
     args = parser.parse_args(argv)
@@ -157,7 +160,7 @@ async def main(argv: list[str] | None = None) -> None:
         print(f"fan-out of {n} digest messages (~{len(digest_text(FIRST_CHAT))} chars each) "
               f"through tests/botapi.py in its own process")
         server.reset(global_rate=30, chat_rate=1, group_per_minute=20)
-        slow = await run_sender(server, n, DeliveryConfig(), tmp / "slow.db")
+        slow = await run_sender(server, n, DeliveryConfig(), tmp / "slow.db", lean=args.client == "lean")
         server.reset(global_rate=30, chat_rate=1, group_per_minute=20)
         naive_slow = await run_naive(server, min(n, args.naive_slow))
 
@@ -171,7 +174,7 @@ async def main(argv: list[str] | None = None) -> None:
 
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print()
-        print(line(f"server limit 30/s: outbox Sender (defaults) n={n}", slow))
+        print(line(f"server limit 30/s: outbox Sender ({args.client}) n={n}", slow))
         print(line(f"server limit 30/s: naive loop n={min(n, args.naive_slow)}", naive_slow))
         print(line(f"server limit 1000/s: outbox Sender (httpx) n={n_fast}", fast))
         print(line(f"server limit 1000/s: outbox Sender (LeanRequest) n={n_fast}", lean))
@@ -183,6 +186,10 @@ async def main(argv: list[str] | None = None) -> None:
             print(f"1000/s: sender ceiling with {name} {r['rate']:.0f} msg/s (target >= 500), "
                   f"{r['rate'] / naive_fast['rate']:.2f}x the naive sequential loop "
                   f"({naive_fast['rate']:.0f} msg/s), 429s {r['429']}, lost {r['lost']}, repeated {r['repeated']}")
+        for name, r in (("30/s", slow), ("1000/s httpx", fast), ("1000/s LeanRequest", lean)):
+            print(f"sender CPU per message ({name}): {r['cpu_ms']:.2f} ms "
+                  f"-> at most {1000 / r['cpu_ms']:.0f} msg/s on one free core")
+        print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"naive loop at 30/s: {naive_slow['errors']} of {min(n, args.naive_slow)} sends failed "
               f"(429) and were lost")
         print(f"peak RSS: benchmark process (sender + SQLite + PTB) {rss:.0f} MB, "

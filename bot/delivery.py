@@ -135,8 +135,8 @@ class LeanRequest(BaseRequest):
     """A small HTTP/1.1 keep-alive client on asyncio streams for PTB's ``Bot``.
 
     httpx costs about 2 ms of CPU per Bot API call on a small machine, which caps a
-    single-process sender near 300 messages/s; this client does the same
-    form-urlencoded POST for a fraction of that. It speaks http and https
+    single-process sender near 300 messages/s; this client POSTs the same
+    parameters as a JSON body (which the Bot API accepts) for a fraction of that. It speaks http and https
     (certificate-checked), keeps up to ``pool_size`` connections, answers
     timeouts with PTB's ``TimedOut`` and broken connections with
     ``NetworkError``. Uploads (multipart) and proxies are passed to an
@@ -183,12 +183,13 @@ class LeanRequest(BaseRequest):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise NetworkError(f"LeanRequest: unsupported URL {url!r}")
         key = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-        body = request_data.url_encoded_parameters().encode("ascii") if request_data is not None else b""
+        # JSON (which the Bot API accepts) instead of form encoding: json.dumps is C, urlencode is not
+        body = request_data.json_payload if request_data is not None else b""
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
         head = (f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: newsbot\r\n"
                 "Accept: application/json\r\nConnection: keep-alive\r\n"
-                + ("Content-Type: application/x-www-form-urlencoded\r\n" if method == "POST" else "")
+                + ("Content-Type: application/json\r\n" if method == "POST" else "")
                 + f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.pool_size)
@@ -496,10 +497,9 @@ class Sender:
         room = MAX_LOADED - len(self._loaded)
         if room <= 0:
             return
-        rows = self.store.outbox_due(utcnow(), limit=len(self._loaded) + room, per_chat=PER_CHAT_LOADED)
+        rows = self.store.outbox_due(utcnow(), limit=len(self._loaded) + room, per_chat=PER_CHAT_LOADED,
+                                     exclude=self._loaded)
         for row in rows:
-            if row["id"] in self._loaded:
-                continue
             if row["paused"]:
                 error = f"chat paused: {row['paused']}"
                 self.store.outbox_fail(row["id"], error)

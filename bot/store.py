@@ -643,16 +643,17 @@ class Store:
     # -- stories -------------------------------------------------------------
     # (bot.stories is the only caller; none of these commit: the caller's transaction does)
 
-    def story_key_hits(self, keys: list[int], t_min: int, t_max: int, per_key: int) -> list[int]:
-        """Item ids under these index keys with a time in [t_min, t_max], newest ``per_key`` per key
-        (an id appears once per key it shares)."""
+    def story_key_hits(self, keys: list[int], t_min: int, t_max: int, per_key: int) -> list[tuple[int, int]]:
+        """(key, item_id) rows under these index keys with a time in [t_min, t_max], the newest
+        ``per_key`` of each key."""
         if not keys:
             return []
-        arm = "SELECT * FROM (SELECT item_id FROM story_keys WHERE key = ? AND t BETWEEN ? AND ? ORDER BY t DESC LIMIT ?)"
+        arm = ("SELECT * FROM (SELECT key, item_id FROM story_keys WHERE key = ? AND t BETWEEN ? AND ? "
+               "ORDER BY t DESC LIMIT ?)")
         params: list = []
         for k in keys:
             params += (k, t_min, t_max, per_key)
-        return [r[0] for r in self.conn.execute(" UNION ALL ".join([arm] * len(keys)), params)]
+        return self.conn.execute(" UNION ALL ".join([arm] * len(keys)), params).fetchall()
 
     def indexed_items(self, item_ids: list[int]) -> list[tuple[int, int, int, str]]:
         """(item_id, story_id, t, packed fingerprint) of indexed items."""
@@ -760,9 +761,13 @@ class Store:
         return self.conn.execute("SELECT count(*) FROM items WHERE story_id = ? AND fetched > ?",
                                  (story_id, iso(since))).fetchone()[0]
 
-    def prune_story_keys(self, t_before: int) -> int:
-        """Drop index rows older than the window can reach (their stories stay)."""
-        return self.conn.execute("DELETE FROM story_keys WHERE t < ?", (t_before,)).rowcount
+    def prune_story_keys(self, t_before: int, limit: int | None = None) -> int:
+        """Drop index rows older than the window can reach (their stories stay); at most ``limit``."""
+        if limit is None:
+            return self.conn.execute("DELETE FROM story_keys WHERE t < ?", (t_before,)).rowcount
+        return self.conn.execute(
+            "DELETE FROM story_keys WHERE (key, t, item_id) IN "
+            "(SELECT key, t, item_id FROM story_keys WHERE t < ? ORDER BY t LIMIT ?)", (t_before, limit)).rowcount
 
     def purge_story_index(self, cutoff: datetime) -> int:
         """Retention: index rows and fingerprints of items older than ``cutoff``."""
@@ -1091,17 +1096,29 @@ class Store:
         """Rows per status, e.g. ``{"pending": 3, "sent": 120}``."""
         return dict(self.conn.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
 
-    def outbox_due(self, now: datetime, limit: int = 1000, per_chat: int = 1_000_000) -> list[dict]:
-        """Pending rows whose time has come, oldest first, at most ``per_chat`` per chat (so one
-        chat's backlog cannot crowd out the others), with the chat's pause reason (``paused``)."""
-        cur = self.conn.execute(
-            "SELECT o.id, o.chat_id, o.kind, o.text, o.parse_mode, o.disable_preview, o.reply_markup, "
-            "o.attempts, s.paused FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY chat_id ORDER BY id) AS n "
-            "FROM outbox WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)) d "
-            "JOIN outbox o ON o.id = d.id LEFT JOIN subscribers s ON s.chat_id = o.chat_id "
-            "WHERE d.n <= ? ORDER BY o.id LIMIT ?", (iso(now), per_chat, limit))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r)) for r in cur]
+    def outbox_due(self, now: datetime, limit: int = 1000, per_chat: int = 1_000_000,
+                   exclude: set[int] | frozenset[int] = frozenset()) -> list[dict]:
+        """Pending rows whose time has come, oldest first, with the chat's pause reason (``paused``).
+
+        At most ``per_chat`` per chat are considered (so one chat's backlog cannot crowd
+        out the others) and ``limit`` in all; rows whose id is in ``exclude`` (already
+        held by the caller) are counted but not returned, so their text is not read again.
+        """
+        ids = [r[0] for r in self.conn.execute(
+            "SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY chat_id ORDER BY id) AS n FROM outbox "
+            "WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)) "
+            "WHERE n <= ? ORDER BY id LIMIT ?", (iso(now), per_chat, limit))]
+        wanted = [i for i in ids if i not in exclude]
+        rows: list[dict] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            cur = self.conn.execute(
+                "SELECT o.id, o.chat_id, o.kind, o.text, o.parse_mode, o.disable_preview, o.reply_markup, "
+                "o.attempts, s.paused FROM outbox o LEFT JOIN subscribers s ON s.chat_id = o.chat_id "
+                f"WHERE o.id IN ({','.join('?' * len(chunk))}) AND o.status = 'pending' ORDER BY o.id", chunk)
+            names = [d[0] for d in cur.description]
+            rows.extend(dict(zip(names, r)) for r in cur)
+        return rows
 
     def outbox_next_due(self) -> datetime | None:
         """When the earliest held or backed-off pending row becomes due (None: none waits)."""
