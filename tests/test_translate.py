@@ -586,3 +586,36 @@ async def test_hanging_provider_opens_the_circuit_without_ever_answering(tmp_pat
         await asyncio.sleep(0.05)
     assert t.breaker.state == "open"  # judged overdue at timeout_seconds, with no answer at all
     translate_server.mode = "ok"
+
+
+def _errors():
+    from deep_translator import exceptions as e
+    return [
+        (e.TooManyRequests(), "rate"),
+        (e.ServerException(429), "rate"),
+        (e.ServerException(503), "transient"),
+        (e.ServerException(500), "transient"),
+        (e.ServerException(456), "transient"),  # unknown code: "API server error"
+        (e.ServerException(401), "provider"),
+        (e.ServerException(403), "provider"),
+        (e.ServerException(413), "text"),
+        (e.ServerException(400), "text"),
+        (e.AuthorizationException("k"), "provider"),
+        (e.ApiKeyException("K"), "provider"),
+        (e.RequestError(), "transient"),
+        (e.TranslationNotFound("x"), "transient"),
+        (e.NotValidLength("x", 0, 5), "text"),
+        (e.LanguageNotSupportedException("xx"), "text"),
+        (e.MicrosoftAPIerror({"code": 429001}), "rate"),
+        (e.MicrosoftAPIerror({"code": 401000}), "provider"),
+        (ConnectionRefusedError(), "transient"),
+        (KeyError("translatedText"), "transient"),
+    ]
+
+
+@pytest.mark.parametrize("exc,kind", _errors(), ids=lambda v: type(v).__name__ if isinstance(v, Exception) else v)
+def test_errors_are_classified(exc, kind):
+    from bot.translate import classify
+    failed = classify(exc)
+    assert failed.kind == kind
+    assert str(failed).startswith("translate: ")
