@@ -24,7 +24,7 @@ import pytest
 import telegram
 
 from bot.config import DeliveryConfig
-from bot.delivery import DeliveryError, Sender
+from bot.delivery import DeliveryError, LeanRequest, Sender
 from bot.store import Store
 from tests.botapi import BotAPIServer
 
@@ -317,6 +317,34 @@ async def test_run_forever_sends_what_is_queued_later_and_stops(server, bot, sto
     await asyncio.wait_for(task, 5)
     assert texts(server, 950) == ["woken"]
     assert store.outbox_counts() == {"sent": 1}
+
+
+async def test_lean_request_client_behaves_like_httpx(server, store):
+    """The same outcomes through bot.delivery.LeanRequest: options, errors, pauses, retries, migration."""
+    subscribe(store, 31)
+    server.block(31)
+    server.migrate(-32, -10032)
+    server.fail_next(1, drop="before", chat_id=33)
+    server.fail_next(1, 429, retry_after=1, chat_id=34)
+    markup = {"inline_keyboard": [[{"text": "More", "callback_data": "more"}]]}
+    store.enqueue(30, "digest", "<b>digest</b> Ω", dedup_key="a", disable_preview=True, reply_markup=markup)
+    store.enqueue(31, "alert", "blocked", dedup_key="b")
+    store.enqueue(-32, "alert", "to the supergroup", dedup_key="c")
+    store.enqueue(33, "alert", "after a broken connection", dedup_key="d")
+    store.enqueue(34, "alert", "after a 429", dedup_key="e")
+    store.enqueue(35, "alert", "<p>bad</p>", dedup_key="f")
+    async with telegram.Bot(server.token, base_url=server.base_url, request=LeanRequest(pool_size=4)) as bot:
+        report = await Sender(bot, store, FAST).run_once()
+    digest = server.sent(30)[0]
+    assert (digest["plain"], digest["reply_markup"], digest["link_preview_options"]) == (
+        "digest Ω", markup, {"is_disabled": True})
+    assert store.subscriber(31).paused and texts(server, 31) == []
+    assert texts(server, -10032) == ["to the supergroup"] and report.migrated == {-32: -10032}
+    assert texts(server, 33) == ["after a broken connection"] and report.retried == 1
+    assert texts(server, 34) == ["after a 429"] and report.flood_waits == 1
+    assert store.outbox_rows(35)[0]["status"] == "failed"
+    assert report.sent == 4
+    assert {r["message_id"] for r in store.outbox_rows() if r["status"] == "sent"} >= {1}
 
 
 # -- crash recovery ------------------------------------------------------------------------------------
