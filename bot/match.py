@@ -57,6 +57,7 @@ class _Entry:
 
 
 _EMPTY: tuple[int, ...] = ()
+_WORDS = "words"  # _scan's result also carries the item's words under this key
 
 
 def _fold_surface(word: str, lang: str) -> str:
@@ -150,7 +151,9 @@ class Matcher:
                     )
                     plain = [j for j, p in enumerate(term.prefix) if not p]
                     if plain:
-                        j = min(plain, key=lambda k: (min(key_count.get(x, 0) for x in self._keys(term.words[k], lang)),
+                        # short words (of, a, в, на) are everywhere in text: never the anchor if avoidable
+                        j = min(plain, key=lambda k: (len(term.words[k]) < 4,
+                                                      min(key_count.get(x, 0) for x in self._keys(term.words[k], lang)),
                                                       -len(term.words[k])))
                         for k in self._keys(term.words[j], lang):
                             self._anchor[lang].setdefault(k, []).append((sid, j))
@@ -215,28 +218,29 @@ class Matcher:
                         e = cache[w] = self._entry(w, lang)
                         active[w] = e if (e.hits or e.phrases) else 0
                     flags[i] = active[w]
-        found: dict[int, list[tuple[int, str]]] = {}
+        found: dict[int, list] = {}
         positions = list(compress(range(len(ws)), flags))
         if not positions:
             return found
         phrase_at = None
         for i in positions:
-            w = ws[i]
-            e = active[w]
+            e = flags[i]
             for key in e.hits:
-                if key in found:
-                    found[key].append((i, w))
+                hits = found.get(key)
+                if hits is None:
+                    found[key] = [i]  # a word hit is its position; the surface is ws[i]
                 else:
-                    found[key] = [(i, w)]
+                    hits.append(i)
             if e.phrases:
                 if phrase_at is None:
-                    phrase_at = []
-                phrase_at.append(i)
+                    phrase_at = [i]
+                else:
+                    phrase_at.append(i)
         if phrase_at:
             slot_key = self._slot_key
             done: set[int] = set()
             for i in phrase_at:
-                for sid, j in active[ws[i]].phrases:
+                for sid, j in flags[i].phrases:
                     key = slot_key[sid]
                     if key in done:
                         continue  # the group already has a phrase here: its other phrases add nothing
@@ -245,6 +249,8 @@ class Matcher:
                     if n:
                         done.add(key)
                         found.setdefault(key, []).append((start, _surface(text, ws, start, n)))
+        if found:
+            found[_WORDS] = ws
         return found
 
     def _phrase_len(self, sid: int, lang: str, ws: list[str], cache: dict, start: int) -> int:
@@ -267,6 +273,7 @@ class Matcher:
         found = self._scan(title or "", summary or "", lang)
         if not found:
             return []
+        ws = found.pop(_WORDS)
         # topic index -> {group name: hits}; only positive groups keep their hits
         per_topic: dict[int, dict[str, list[tuple[int, str]]]] = {}
         per_watch: dict[int, list[tuple[int, str]]] = {}
@@ -299,9 +306,9 @@ class Matcher:
             topic = self.topics[ti]
             if score < topic.threshold or score <= 0:
                 continue
-            out.append(Match(topic=topic.id, score=round(score, 3), terms=_ordered_terms(hits)))
+            out.append(Match(topic=topic.id, score=round(score, 3), terms=_ordered_terms(hits, ws)))
         for wi, hits in per_watch.items():
-            out.append(Match(topic=f"watch:{self.watchwords[wi].id}", score=1.0, terms=_ordered_terms(hits)))
+            out.append(Match(topic=f"watch:{self.watchwords[wi].id}", score=1.0, terms=_ordered_terms(hits, ws)))
         if len(out) > 1:
             out.sort(key=lambda m: (-m.score, m.topic))
         return out
@@ -318,7 +325,7 @@ class Matcher:
         """
         out: set[str] = set()
         for key in self._scan(title or "", summary or "", lang):
-            if key < 0:
+            if key is _WORDS or key < 0:
                 continue
             tg, part = divmod(key, 256)
             ti, gi = divmod(tg, 1024)
@@ -339,11 +346,12 @@ def _surface(text: str, ws: list[str], i: int, n: int) -> str:
     return m.group(0) if m else " ".join(ws[i:i + n])
 
 
-def _ordered_terms(hits: list[tuple[int, str]]) -> list[str]:
+def _ordered_terms(hits: list, ws: list[str]) -> list[str]:
     """Matched surfaces in order of appearance, each once (case-insensitively);
-    a word already shown inside a matched phrase is not repeated."""
+    a word already shown inside a matched phrase is not repeated. A hit is a
+    word position (the surface is ws[i]) or (start, phrase surface)."""
     seen: dict[str, str] = {}
-    for _, surface in sorted(hits):
+    for _, surface in sorted((h, ws[h]) if type(h) is int else h for h in hits):
         seen.setdefault(surface.lower(), surface)
     phrases = [k for k in seen if " " in k or "-" in k]
     if phrases:
