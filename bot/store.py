@@ -693,13 +693,13 @@ class Store:
         return row[0] if row else f"feed {feed_id}"
 
     @staticmethod
-    def _headline_entry(item: Item, translation: str | None) -> dict:
+    def _headline_entry(item: Item) -> dict:
         return {"text": item.title, "lang": item.lang, "source_lang": item.lang, "translated": False,
                 "item_id": item.id}
 
     def create_story(self, item: Item, when: datetime, translation: str | None = None) -> int:
         """A new story of one item; returns its id."""
-        headlines = {item.lang: self._headline_entry(item, None)}
+        headlines = {item.lang: self._headline_entry(item)}
         if translation and item.lang != "en" and translation.strip():
             headlines["en"] = {"text": translation.strip(), "lang": "en", "source_lang": item.lang,
                                "translated": True, "item_id": item.id}
@@ -711,13 +711,14 @@ class Store:
              json.dumps(headlines, ensure_ascii=False), item.id),
         ).lastrowid
 
-    def add_to_story(self, story_id: int, item: Item, when: datetime, translation: str | None = None) -> int:
-        """Fold an item into a story's row (times, count, sources, languages, headlines); new size."""
+    def add_to_story(self, story_id: int, item: Item, when: datetime, translation: str | None = None) -> int | None:
+        """Fold an item into a story's row (times, count, sources, languages, headlines); the new
+        size, or None when there is no such story (any more)."""
         row = self.conn.execute(
             "SELECT first_seen, last_seen, item_count, langs, sources, headlines FROM stories WHERE id = ?",
             (story_id,)).fetchone()
         if row is None:
-            raise ValueError(f"stories: no story {story_id}")
+            return None
         first, last = from_iso(row[0]), from_iso(row[1])
         langs = [x for x in row[3].split(",") if x]
         if item.lang not in langs:
@@ -729,7 +730,7 @@ class Store:
         headlines = json.loads(row[5] or "{}")
         current = headlines.get(item.lang)
         if current is None or current.get("translated"):
-            headlines[item.lang] = self._headline_entry(item, None)
+            headlines[item.lang] = self._headline_entry(item)
         if translation and translation.strip() and item.lang != "en" and "en" not in headlines:
             headlines["en"] = {"text": translation.strip(), "lang": "en", "source_lang": item.lang,
                                "translated": True, "item_id": item.id}
@@ -1294,9 +1295,7 @@ class Store:
             counts["translations"] = self.conn.execute(
                 "DELETE FROM translations WHERE created_at < ?", (c,)).rowcount
             counts["cycles"] = self.conn.execute("DELETE FROM cycles WHERE started_at < ?", (c,)).rowcount
-        purge_stories = getattr(self, "purge_story_index", None)
-        if purge_stories is not None:
-            counts["story_index"] = purge_stories(cutoff)
+        counts["story_index"] = self.purge_story_index(cutoff)
         if any(counts.values()):
             self.conn.execute("PRAGMA incremental_vacuum")
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
