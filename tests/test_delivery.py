@@ -3,7 +3,7 @@
 Every test sends through :class:`bot.delivery.Sender` and PTB's ``Bot`` over
 HTTP to :class:`tests.botapi.BotAPIServer`, then checks what the server
 accepted and what the outbox table says. The crash tests run the sender in a
-real subprocess (``python -m tests.test_delivery worker ...``) and SIGKILL it.
+real subprocess (``python -m tests.delivery_worker ...``) and SIGKILL it.
 """
 
 from __future__ import annotations
@@ -171,14 +171,14 @@ async def test_429_storm_is_honoured_nothing_lost_or_repeated(store):
     every message still arrives exactly once."""
     with BotAPIServer(global_rate=10, chat_rate=None, group_per_minute=None) as server:
         store.enqueue_many([{"chat_id": 400 + i % 12, "kind": "alert", "text": f"m{i}", "dedup_key": f"m{i}"}
-                            for i in range(36)])
+                            for i in range(24)])
         server.fail_next(2, 429, retry_after=1, chat_id=405)  # and one chat is told to wait twice
         cfg = replace(FAST, global_per_second=100, chat_per_second=20, max_in_flight=8)
         async with telegram.Bot(server.token, base_url=server.base_url) as bot:
             report = await Sender(bot, store, cfg).run_once()
         counters = server.counters
-        assert report.sent == 36 and report.flood_waits == counters["429"] >= 3
-        assert collections.Counter(texts(server)) == {f"m{i}": 1 for i in range(36)}
+        assert report.sent == 24 and report.flood_waits == counters["429"] >= 3
+        assert collections.Counter(texts(server)) == {f"m{i}": 1 for i in range(24)}
         # nobody sent to a chat while it was told to wait; after a global 429 only what was
         # already in flight arrived during the penalty
         assert counters.get("early_retries", 0) == 0
@@ -188,13 +188,13 @@ async def test_429_storm_is_honoured_nothing_lost_or_repeated(store):
 
 async def test_retry_after_delays_the_chat_by_at_least_that_long(server, bot, store):
     store.enqueue(500, "alert", "first", dedup_key="f")
-    server.fail_next(1, 429, retry_after=2, chat_id=500)
+    server.fail_next(1, 429, retry_after=1, chat_id=500)
     started = time.monotonic()
     await Sender(bot, store, FAST).run_once()
     first_429 = next(r["time"] for r in server.requests("sendMessage") if r["status"] == 429)
-    assert server.sent(500)[0]["time"] - first_429 >= 2.0
+    assert server.sent(500)[0]["time"] - first_429 >= 1.0
     assert server.counters.get("early_retries", 0) == 0
-    assert time.monotonic() - started >= 2.0
+    assert time.monotonic() - started >= 1.0
 
 
 # -- unreachable chats ---------------------------------------------------------------------------
@@ -377,7 +377,7 @@ def test_rows_left_sending_by_a_dead_sender_are_resent_live_ones_are_not(db_path
 
 def run_worker(db: Path, server: BotAPIServer, n: int, rate: float, in_flight: int = 4) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "tests.test_delivery", "worker", str(db), server.base_url,
+    return subprocess.Popen([sys.executable, "-m", "tests.delivery_worker", str(db), server.base_url,
                              server.token, str(n), str(rate), str(in_flight)], env=env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -387,13 +387,14 @@ def sending_rows(db: Path) -> list[str]:
         return [r[0] for r in conn.execute("SELECT text FROM outbox WHERE status = 'sending'")]
 
 
-@pytest.mark.parametrize("in_flight", [1, 4])
-def test_kill_9_mid_fan_out_then_restart_delivers_each_message_once(tmp_path, server, in_flight):
+def test_kill_9_mid_fan_out_then_restart_delivers_each_message_once(tmp_path, server):
     """The kill lands the moment the server accepts a message (the worst instant): nothing is
-    lost, and only messages that were in flight then (accepted, not yet committed) repeat."""
-    db, n = tmp_path / "fanout.db", 150
+    lost, and only a message that was in flight then (accepted, not yet committed) may repeat.
+    (With more requests in flight, each of them may; the next test pins the window down.)"""
+    in_flight = 1
+    db, n = tmp_path / "fanout.db", 100
     worker = run_worker(db, server, n, rate=60, in_flight=in_flight)
-    server.wait_for(lambda: len(server.sent()) >= 40, timeout=30)
+    server.wait_for(lambda: len(server.sent()) >= 30, timeout=30)
     worker.send_signal(signal.SIGKILL)
     worker.wait(10)
     before = len(server.sent())
@@ -430,22 +431,3 @@ def test_the_duplicate_window_is_the_message_in_flight_when_killed(tmp_path, ser
     counts = collections.Counter(texts(server))
     assert set(counts) == {f"fan-out {i}" for i in range(n)}
     assert {t: c for t, c in counts.items() if c > 1} == {"fan-out 10": 2}
-
-
-def worker_main(db: str, base_url: str, token: str, n: int, rate: float, in_flight: int) -> None:
-    """Enqueue a fan-out of ``n`` messages (idempotently) and send it."""
-    store = Store(db)
-    store.enqueue_many([{"chat_id": 10_000 + i, "kind": "digest", "text": f"fan-out {i}",
-                         "dedup_key": f"fanout:{i}"} for i in range(n)])
-    cfg = DeliveryConfig(global_per_second=rate, max_in_flight=in_flight)
-
-    async def go() -> None:
-        async with telegram.Bot(token, base_url=base_url) as bot:
-            await Sender(bot, store, cfg).run_once()
-
-    asyncio.run(go())
-    store.close()
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["worker"]:
-    worker_main(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]))
