@@ -8,7 +8,6 @@ polling updates and replying).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import struct
 import threading
