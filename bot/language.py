@@ -301,7 +301,8 @@ def _has_vowel(s: str) -> bool:
     return not _KK_VOWELS_FOLDED.isdisjoint(s)
 
 
-_KK_VOICELESS = frozenset("кқпстшщфхцчв")  # final в is said [f]: Тоқаевтың, Тоқаевқа
+# final в, б, г of loanwords are said voiceless: Тоқаевтың, митингтер, клубқа
+_KK_VOICELESS = frozenset("кқпстшщфхцчвбг")
 _KK_NASAL = frozenset("мнң")
 _KK_AFTER_NASAL = frozenset({"нан", "нен", "ның", "нің", "нын", "нин"})  # ablative, genitive (also folded)
 
