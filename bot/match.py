@@ -351,6 +351,13 @@ def _ordered_terms(hits: list, ws: list[str]) -> list[str]:
     a word already shown inside a matched phrase is not repeated. A hit is a
     word position (the surface is ws[i]) or (start, phrase surface)."""
     seen: dict[str, str] = {}
+    if all(type(h) is int for h in hits):
+        for i in sorted(hits):
+            w = ws[i]
+            k = w.lower()
+            if k not in seen:
+                seen[k] = w
+        return list(seen.values())
     for _, surface in sorted((h, ws[h]) if type(h) is int else h for h in hits):
         seen.setdefault(surface.lower(), surface)
     phrases = [k for k in seen if " " in k or "-" in k]
