@@ -93,7 +93,7 @@ def _alert_one(store, cfg, sub: Subscriber, story_id: int, now: datetime, transl
                            updates=update, now=now)
         created = store.enqueue(
             sub.chat_id, "alert", text, dedup_key=f"alert:{sub.chat_id}:{story_id}:{update}",
-            disable_preview=False, not_before=hold_until,
+            disable_preview=False, not_before=hold_until, now=now,
         )
     if created:
         log.info("alert queued chat=%s story=%s update=%d held_until=%s", sub.chat_id, story_id, update,
@@ -142,7 +142,7 @@ def plan_digests(store, cfg: Config, now: datetime, translate=None, only_chat: i
             store.mark_digest(sub.chat_id, scheduled, following)
             for i, text in enumerate(messages):
                 store.enqueue(sub.chat_id, "digest", text, dedup_key=f"digest:{sub.chat_id}:{iso(scheduled)}:{i}",
-                              disable_preview=True)
+                              disable_preview=True, now=now)
         queued += len(messages)
         log.info("digest queued chat=%s scheduled=%s messages=%d", sub.chat_id, iso(scheduled), len(messages))
     return queued
