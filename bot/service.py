@@ -116,6 +116,11 @@ class Service:
             report = await self.pipeline.run_cycle(force=force)
             if not report.feeds:
                 return 0
+            if self.translator is not None and report.matched:
+                # headlines for every reader language in use, before the alerts are rendered
+                langs = set(self.store.reader_languages()) - {self.cfg.translation.target}
+                if langs:
+                    await self.translator.warm([(n.item.title, n.item.lang) for n in report.matched], langs)
             queued = alerts.plan_alerts(self.store, self.cfg, report.new_items, self.clock(), self._cached)
             if queued and self.sender is not None:
                 self.sender.wake()

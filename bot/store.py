@@ -1236,6 +1236,10 @@ class Store:
             row["terms"] = json.loads(row["terms"])
         return rows
 
+    def reader_languages(self) -> list[str]:
+        """The languages active readers read in."""
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT lang FROM subscribers WHERE paused IS NULL")]
+
     def watchword_owner(self, watchword_id: int) -> int | None:
         row = self.conn.execute("SELECT chat_id FROM watchwords WHERE id = ?", (watchword_id,)).fetchone()
         return row[0] if row else None
