@@ -65,15 +65,18 @@ log = logging.getLogger(__name__)
 # -- tuning ---------------------------------------------------------------------
 JOIN_THRESHOLD = 0.30  # best score needed to join an existing story
 MIN_SHARED_ANCHORS = 2  # across languages without translation: shared anchors needed
-EVENT_CONFLICT = 0.55  # factor when both name events and they share none
+EVENT_CONFLICT = 0.4  # factor when both name kinds of event and share none
 NUMBER_CONFLICT = 0.8  # factor when both carry numbers and share none
 TIME_GRACE_HOURS = 12  # items further apart than this need more in common
 TIME_HALF_HOURS = 48
 MAX_QUERY_KEYS = 10  # rarest anchors looked up per item
 POSTINGS_PER_KEY = 40  # most recent index rows read per key
-MAX_CANDIDATES = 24  # candidate items scored per item
-MINHASH_PERMS = 24
-LSH_ROWS = 2  # rows per band: 12 bands of 2 rows
+MAX_CANDIDATES = 12  # candidate items scored per item (those sharing the most key weight)
+PRUNE_EVERY = 100  # assignments between two prunes of the index
+PRUNE_ROWS = 5000  # index rows deleted at most per prune
+MINHASH_PERMS = 16
+LSH_ROWS = 2  # rows per band: 8 bands of 2 rows (pairs above a Jaccard of about 0.35 meet)
+BAND_WEIGHT = 1.0  # a shared LSH band counts like a common anchor when ranking candidates
 NAME_KEY_CHARS = 6  # name keys are cut to this many letters (crude cross-language stemming)
 GROWTH_WINDOW = timedelta(hours=1)
 
@@ -90,6 +93,7 @@ STOPWORDS: dict[str, frozenset[str]] = {
         how all any both each few more most other some own same very just also only up down out off
         again further once here there said says say told according amid among against while via per new
         latest update report reports reported news today yesterday week year years day days month
+        monday tuesday wednesday thursday friday saturday sunday
         """.split()),
     "ru": frozenset("""
         и в во не на с со по к ко о об от до за из для что как это при после против также или но уже
@@ -314,6 +318,7 @@ class Fingerprint:
 
 
 _EVENT_CONCEPTS = frozenset(list(LEXICON)[:list(LEXICON).index("csto")])
+_CHANGES = frozenset({"e:shutdown", "e:restore"})  # not kinds of event: what happened to one
 _WORD = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 _NUMBER = re.compile(r"\d+(?:[.,\u00a0\u202f ]\d+)*")
 _CLOCK = re.compile(r"\b([01]?\d|2[0-3])[:.]([0-5]\d)\b(?:\s*([ap])\.?m\b)?|\b(1[0-2]|[1-9])\s*([ap])\.?m\b",
@@ -508,16 +513,22 @@ class Weights:
     def __call__(self, key: str) -> float:
         df = self.total.get(key, 0)
         idf = self._log_n - (_LOG1[df] if df < 4096 else math.log(df + 1))
-        return _BASE_WEIGHT.get(key[:2], 1.0) * (idf if idf > 0.1 else 0.1)
+        base = _KEY_WEIGHT.get(key) or _BASE_WEIGHT.get(key[:2], 1.0)
+        return base * (idf if idf > 0.1 else 0.1)
 
     @property
-    def version(self) -> tuple[int, int | None]:
-        """Changes when the weights may have moved enough to recompute cached norms."""
-        return self.items.bit_length() * 64 + (self.items >> max(0, self.items.bit_length() - 5)), self.newest_day
+    def version(self) -> int:
+        """Changes when the weights may have moved enough to recompute cached norms: when the
+        window's item count has moved by about a fifth."""
+        return int(math.log(self.items + 5) * 5)
 
 
 _LOG1 = [math.log(n + 1) for n in range(4096)]
 _BASE_WEIGHT = {"y:": 0.3, "c:": 1.0, "e:": 0.6, "n:": 1.0, "#:": 1.2, "d:": 1.0, "h:": 0.8}
+# lexicon names count like names; generic actors and changes count for little
+_KEY_WEIGHT = {"e:" + k: 1.0 for k in LEXICON if k not in _EVENT_CONCEPTS}
+_KEY_WEIGHT.update({"e:" + k: 0.3 for k in ("kazakhstan", "president", "government", "police", "parliament",
+                                            "shutdown", "restore")})
 
 
 def _norms(fp: Fingerprint, w) -> tuple[float, float, float]:
@@ -559,11 +570,14 @@ def _score(a: Fingerprint, na, b: Fingerprint, nb, w) -> float:
             wb = nb[1] if b.lang == "en" else nb[2]
             text, _ = _cosine(a.en_tokens, b.en_tokens, wa, wb, w, "en:")
             score = max(score, (text + anchor) / 2, text * 0.9)
-    ea, eb = a.events, b.events
+    ea, eb = a.events - _CHANGES, b.events - _CHANGES
     if ea and eb:
-        # the share of the smaller event set that the other one names too
+        # the share of the smaller set of event kinds that the other one names too
         agree = len(ea & eb) / min(len(ea), len(eb))
         score *= EVENT_CONFLICT + (1 - EVENT_CONFLICT) * agree
+    ca, cb = a.events & _CHANGES, b.events & _CHANGES
+    if ca and cb and not ca & cb:
+        score *= EVENT_CONFLICT  # one says something stopped, the other that it came back
     na_, nb_ = a.numbers, b.numbers
     if na_ and nb_ and not na_ & nb_:
         score *= NUMBER_CONFLICT
@@ -751,13 +765,16 @@ class StoryIndex:
         conn = self.store.conn
         own_tx = not conn.in_transaction
         try:
-            if best_story is None:
+            size = None
+            if best_story is not None:
+                size = self.store.add_to_story(best_story, item, when, translation)
+                if size is None:  # the story is gone (retention): start afresh
+                    log.warning("story missing story=%s item=%s", best_story, item.id)
+            if size is None:
                 story_id = self.store.create_story(item, when, translation)
                 size, is_new, score = 1, True, 1.0
             else:
-                story_id = best_story
-                size = self.store.add_to_story(story_id, item, when, translation)
-                is_new, score = False, best_score
+                story_id, is_new, score = best_story, False, best_score
             self.store.index_story_item(item.id, story_id, t, fp.lang, _pack(fp), [_h64(k) for k in keys])
             if own_tx:
                 conn.commit()
@@ -769,9 +786,10 @@ class StoryIndex:
         self._remember(item.id, story_id, t, fp, norms, self.weights.version)
         self.weights.add(self._weight_keys(fp), t // 86400)
         self._assigned += 1
-        if self._assigned - self._last_prune >= 500:
+        if self._assigned - self._last_prune >= PRUNE_EVERY:
+            # a bounded slice of the rows the window can no longer reach, so no call pays for a backlog
             self._last_prune = self._assigned
-            self.store.prune_story_keys(_epoch(now) - 2 * self.window_s)
+            self.store.prune_story_keys(_epoch(now) - 2 * self.window_s, PRUNE_ROWS)
         log.debug("story assigned item=%s story=%s new=%s score=%.2f", item.id, story_id, is_new, score)
         return Assignment(story_id=story_id, is_new=is_new, size=size, score=score)
 
@@ -814,6 +832,9 @@ class StoryIndex:
             fp = _unpack(packed)
             self.weights.add(self._weight_keys(fp), t // 86400)
             self._remember(item_id, story_id, t, fp)
+        version = self.weights.version
+        for item_id, (story_id, fp, t, _norms_then, _seen) in list(self._cache.items()):
+            self._cache[item_id] = (story_id, fp, t, _norms(fp, self.weights), version)
 
     @staticmethod
     def _weight_keys(fp: Fingerprint) -> list[str]:
@@ -834,12 +855,15 @@ class StoryIndex:
         query = anchors[:MAX_QUERY_KEYS] + bands
         if not query:
             return None, 0.0
-        hits = self.store.story_key_hits([_h64(k) for k in query], t - self.window_s, t + self.window_s,
-                                         POSTINGS_PER_KEY)
+        hashed = {_h64(k): (w(k[2:]) if k.startswith("a|") else BAND_WEIGHT) for k in query}
+        hits = self.store.story_key_hits(list(hashed), t - self.window_s, t + self.window_s, POSTINGS_PER_KEY)
         if not hits:
             return None, 0.0
-        counts = Counter(hits)
-        top = [i for i, _ in sorted(counts.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:MAX_CANDIDATES]]
+        # rank candidates by the weight of the keys they share with the item
+        rank: dict[int, float] = {}
+        for key, item_id in hits:
+            rank[item_id] = rank.get(item_id, 0.0) + hashed[key]
+        top = sorted(rank, key=lambda i: (rank[i], i), reverse=True)[:MAX_CANDIDATES]
         best: tuple[int | None, float] = (None, 0.0)
         version = w.version
         for item_id, entry in self._entries(top).items():

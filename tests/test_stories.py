@@ -188,6 +188,18 @@ def test_a_failed_write_loses_nothing(store, feeds, monkeypatch):
     assert index.assign(item, set(), item.fetched).is_new
 
 
+def test_a_story_deleted_underneath_starts_afresh(store, feeds):
+    index = st.StoryIndex(store, 72)
+    first = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+    sid = index.assign(first, set(), first.fetched).story_id
+    with store.conn:
+        store.conn.execute("DELETE FROM stories WHERE id = ?", (sid,))
+    second = put(store, feeds["Reuters"], *CURFEW["en"], "en", T0 + timedelta(minutes=10))
+    a = index.assign(second, set(), second.fetched)
+    assert a.is_new and store.story_row(a.story_id)["item_count"] == 1
+    assert store.item(second.id).story_id == a.story_id
+
+
 def test_story_keeps_sources_languages_times_headlines_and_growth(store, feeds):
     index = st.StoryIndex(store, 72)
     ru = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
