@@ -215,17 +215,17 @@ def why_line(story: StoryLine, reader_lang: str) -> str:
 
 
 def story_block(story: StoryLine, reader_lang: str) -> str:
-    """One story in a digest: the headline line, then sources and the reason."""
+    """One story as one line: headline (linked, language marked), sources and languages, the reason."""
     headline = truncate(clean(story.headline), MAX_HEADLINE) or i18n.t(reader_lang, "no_title")
-    first = "• " + link(headline, story.url)
+    line = "• " + link(headline, story.url)
     mark = lang_mark(story, reader_lang)
     if mark:
-        first += f" <i>{mark}</i>"
-    second = sources_line(story, reader_lang)
+        line += f" <i>{mark}</i>"
+    meta = sources_line(story, reader_lang)
     why = why_line(story, reader_lang)
     if why:
-        second += " · " + why
-    return first + "\n   <i>" + second + "</i>"
+        meta += " · " + why
+    return line + " — <i>" + meta + "</i>"
 
 
 # -- alerts -------------------------------------------------------------------

@@ -194,10 +194,8 @@ def test_long_digest_splits_between_stories_and_repeats_the_heading():
     for m in msgs:
         visible = htmlcheck.check(m.text)
         assert len(visible) <= 4096
-        lines = m.text.split("\n")
-        for i, line in enumerate(lines):
-            if line.startswith("• "):
-                assert lines[i + 1].startswith("   <i>")  # the story's second line is in the same message
+        for line in story_lines(m.text):  # one whole line per story: headline, sources, reason
+            assert "Source 0, Source 1, Source 2, Source 3 +2 · EN · why: Only topic: a, b" in line
         seen.extend(re.findall(r"Headline number (\d+) ", visible))
     assert seen == [str(i) for i in range(80)]  # every story once, in order
     for m in msgs[1:]:
