@@ -183,9 +183,9 @@ def sources_line(story: StoryLine, lang: str) -> str:
 
 
 def lang_mark(story: StoryLine, reader_lang: str) -> str:
-    """How the headline's language is marked: ``[RU]``, ``translated from RU`` or nothing."""
+    """How the headline's language is marked: ``[RU]``, ``(translated from RU)`` or nothing."""
     if story.translated:
-        return i18n.t(reader_lang, "translated_from", lang=lang_code(story.original_lang))
+        return "(" + i18n.t(reader_lang, "translated_from", lang=lang_code(story.original_lang)) + ")"
     if story.headline_lang and story.headline_lang != reader_lang:
         return "[" + escape(lang_code(story.headline_lang)) + "]"
     return ""
