@@ -41,7 +41,8 @@ RETRY_AFTER_MAX = 7 * 24 * 3600  # a Retry-After beyond a week is read as a week
 ADAPTIVE_GROWTH = 1.25  # interval multiplier per consecutive poll with nothing new
 ADAPTIVE_STEPS = 16
 JITTER = 0.1  # +-10% on the success interval
-ACCEPT = "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
+ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
+          "text/xml;q=0.9, */*;q=0.5")
 
 
 class _FetchError(Exception):
@@ -83,7 +84,6 @@ class _Decoder:
         self.cap = cap
         self.total = 0
         self._d = None
-        self._first = True
 
     def _new(self, head: bytes):
         if self.encoding in ("gzip", "x-gzip"):
@@ -129,6 +129,8 @@ class _Decoder:
             rest = self._d.flush()
         except zlib.error as exc:
             raise _FetchError(f"bad {self.encoding} data: {exc}") from None
+        if not self._d.eof:
+            raise _FetchError(f"truncated {self.encoding} data")
         self.total += len(rest)
         if self.total > self.cap:
             raise _FetchError(f"decompressed body over {_mb(self.cap)} cap")

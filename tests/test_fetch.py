@@ -103,6 +103,7 @@ def free_port() -> int:
     (Route(body=b"x" * (100 * 1024), content_length=False), "fetch: body over 0.0625 MB cap"),
     (Route(body=b"\0" * (20 * 1024 * 1024), gzip=True), "fetch: decompressed body over 0.25 MB cap"),
     (Route(body=b"not gzip at all", raw_encoding="gzip"), "fetch: bad gzip data"),
+    (Route(body=gzip.compress(BODY)[:-40], raw_encoding="gzip"), "fetch: truncated gzip data"),
     (Route(body=BODY, raw_encoding="br"), "fetch: unsupported Content-Encoding 'br'"),
 ])
 async def test_failures_are_results_not_exceptions(feed_server, route, error):
