@@ -519,8 +519,8 @@ class Weights:
     @property
     def version(self) -> int:
         """Changes when the weights may have moved enough to recompute cached norms: when the
-        window's item count has moved by about a fifth."""
-        return int(math.log(self.items + 5) * 5)
+        window's item count has moved by about a third."""
+        return int(math.log(self.items + 5) * 3)
 
 
 _LOG1 = [math.log(n + 1) for n in range(4096)]
