@@ -191,6 +191,7 @@ class Fetcher:
         self._open = False
         self._global = asyncio.Semaphore(max(1, poll.concurrency))
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._users: dict[str, int] = {}  # fetches waiting for or using each host
 
     async def __aenter__(self) -> Fetcher:
         self._open = True
@@ -231,16 +232,18 @@ class Fetcher:
         """One conditional GET of ``feed.url``; failures are in ``result.error``."""
         result = FetchResult(feed_id=feed.id, url=feed.url)
         started = time.monotonic()
+        touched: list[str] = []
         try:
             if not self._open:
                 raise _FetchError("Fetcher used outside 'async with'")
             first_host = _host(feed.url)
+            self._use(first_host, touched)
             # Wait for the host's turn, then for a global slot; the total
             # deadline starts only when the request does.
             async with self._host_limit(first_host):
                 async with self._global:
                     async with asyncio.timeout(self.poll.total_timeout):
-                        await self._fetch(feed, result, first_host)
+                        await self._fetch(feed, result, first_host, touched)
         except TimeoutError:
             result.error = f"fetch: timed out after {_secs(self.poll.total_timeout)}"
         except _FetchError as exc:
@@ -260,12 +263,41 @@ class Fetcher:
         except Exception as exc:  # never raise: a bug here must not stop the cycle
             log.exception("fetch crashed feed=%s", feed.id)
             result.error = f"fetch: {type(exc).__name__}: {exc}"
+        finally:
+            idle = self._release(touched)
+        if idle:
+            await self._close_clients(idle)
         if result.error:
             result.body = None
         result.elapsed = time.monotonic() - started
         return result
 
-    async def _fetch(self, feed: Feed, result: FetchResult, held_host: str) -> None:
+    def _use(self, host: str, touched: list[str]) -> None:
+        self._users[host] = self._users.get(host, 0) + 1
+        touched.append(host)
+
+    def _release(self, touched: list[str]) -> list[str]:
+        idle = []
+        for host in touched:
+            self._users[host] -= 1
+            if self._users[host] == 0:
+                del self._users[host]
+                idle.append(host)
+        return idle
+
+    async def _close_clients(self, hosts: list[str]) -> None:
+        """Close the pools of hosts no fetch is waiting for or using, so open
+        sockets stay bounded by the concurrency, not by the number of hosts."""
+        if self._transport is not None:
+            return
+        for key in [k for k in self._clients if k[1] in hosts]:
+            client = self._clients.pop(key)
+            try:
+                await client.aclose()
+            except Exception:  # closing a broken connection must not fail the fetch
+                log.debug("closing the pool failed host=%s", key[1], exc_info=True)
+
+    async def _fetch(self, feed: Feed, result: FetchResult, held_host: str, touched: list[str]) -> None:
         p = self.poll
         url = feed.url
         seen = {url}
@@ -281,6 +313,8 @@ class Fetcher:
             if feed.last_modified:
                 headers["If-Modified-Since"] = feed.last_modified
             host = _host(url)
+            if host not in touched:
+                self._use(host, touched)
             async with contextlib.nullcontext() if host == held_host else self._host_limit(host):
                 client = self._client(parts)
                 request = client.build_request("GET", url, headers=headers)

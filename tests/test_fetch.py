@@ -318,3 +318,17 @@ async def test_waiting_for_a_busy_host_does_not_count_against_the_deadline(feed_
 async def test_invalid_urls_are_errors(url):
     r = await fetch(url)
     assert r.error is not None and r.error.startswith("fetch: ")
+
+
+async def test_pools_of_finished_hosts_are_closed():
+    from tests.feedserver import FeedServer
+    with FeedServer("127.0.0.1") as a, FeedServer("127.0.0.2") as b:
+        urls = [a.route("/a.xml", body=BODY), b.route("/b.xml", body=BODY, delay=0.3)]
+        async with Fetcher(FAST) as f:
+            task_b = asyncio.create_task(f.fetch(feed_for(urls[1], id=2)))
+            ra = await f.fetch(feed_for(urls[0], id=1))
+            assert [k[1] for k in f._clients] == ["127.0.0.2"]  # a's pool closed, b's still in use
+            rb = await task_b
+            assert ra.error is None and rb.error is None and f._clients == {}
+            again = await f.fetch(feed_for(urls[0], id=3))  # a closed pool is rebuilt on demand
+            assert again.error is None
