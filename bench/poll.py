@@ -144,9 +144,11 @@ def _config(db: Path, urls: list[str]):
     return config_mod.from_dict(raw, path=db.parent / "config.toml", env={})
 
 
-async def _cycle(store, cfg):
+async def _cycle(store, cfg, bare: bool = False):
     from bot.pipeline import Pipeline
 
+    if bare:  # fetch, parse, dedupe, language, store: no matcher, no stories
+        return await Pipeline(store, cfg).run_cycle(force=True)
     try:
         pipeline = Pipeline.from_config(store, cfg)
     except (ImportError, AttributeError) as exc:  # a stage not in the tree yet
@@ -206,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hosts", type=int, default=16,
                     help="spread the feeds over this many loopback addresses 127.0.0.x (default 16)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the plain feedparser loop")
+    ap.add_argument("--no-breakdown", action="store_true",
+                    help="skip the extra cold cycle without matcher and stories")
     args = ap.parse_args(argv)
     n = args.feeds
 
@@ -256,6 +260,17 @@ def main(argv: list[str] | None = None) -> int:
                       f"fetch + parse alone vs plain loop: {(n / fp_s) / (n / base_s):.2f}x")
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"peak RSS of the whole run: {peak:.0f} MB (this process, baseline loop included)")
+            if not args.no_breakdown:
+                bare_db = Path(tmp) / "bare.db"
+                bare_cfg = _config(bare_db, urls)
+                with Store(bare_db) as bare_store:
+                    bare_store.sync_feeds(bare_cfg.feeds)
+                    t0 = time.perf_counter()
+                    asyncio.run(_cycle(bare_store, bare_cfg, bare=True))
+                    bare_s = time.perf_counter() - t0
+                print(f"breakdown: cold cycle without matcher and stories (fresh db): {bare_s:.2f} s, "
+                      f"{n / bare_s:.1f} feeds/s; so matching + stories took {cold_s - bare_s:.2f} s "
+                      f"of the {cold_s:.2f} s cold cycle")
     finally:
         stop.set()
         server.join(timeout=5)
