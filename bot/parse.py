@@ -522,7 +522,9 @@ def _fast_rss(root, url: str, now: datetime, relative_ok: bool) -> ParseResult:
         link = None
         if "link" in fields:
             text = _latin1_fix(_only_text(fields["link"]).strip())
-            if text and not _ABS_URL.match(text):
+            if not text:
+                raise _GiveUp  # an empty <link> next to a permalink GUID: feedparser decides
+            if not _ABS_URL.match(text):
                 if not (relative_ok and _REL_PATH.match(text)):
                     raise _GiveUp
                 text = urljoin(url, text)
