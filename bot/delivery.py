@@ -12,8 +12,9 @@ A message is written to the ``outbox`` table before it is sent
         # or: await sender.run_forever(stop_event); sender.wake() after enqueueing
 
 The state of a row: ``pending`` -> ``sending`` (committed before the HTTP
-call) -> ``sent`` (committed right after Telegram's answer, with its
-``message_id``), or back to ``pending`` with a ``next_attempt_at`` (a retry),
+call; rows started together share one commit) -> ``sent`` (committed right
+after Telegram's answer, with its ``message_id``; answers parsed in the same
+event-loop step share one commit at the end of that step), or back to ``pending`` with a ``next_attempt_at`` (a retry),
 or ``failed`` with the ``error`` (never retried).
 
 Pacing (token buckets, our own scheduling): at most ``global_per_second``
@@ -51,9 +52,9 @@ unavoidable**: Telegram accepted the message but the process died (or the
 connection broke, or the answer timed out) before ``sent`` was committed. The
 Bot API has no idempotency key and no way to ask whether a message arrived, so
 we resend (at least once) rather than risk losing it. The window is as small
-as it can be: ``sent`` is committed synchronously as soon as the answer is
-parsed, with no other await in between, so it lasts one response transit plus
-one SQLite commit (well under a millisecond locally) per message in flight; a
+as it can be: ``sent`` is committed as soon as the answer is parsed, in the
+same event-loop step, with no I/O awaited in between, so it lasts one response
+transit plus one SQLite commit (about a millisecond locally) per message in flight; a
 crash can therefore repeat at most the messages that were in flight at that
 instant (at most ``max_in_flight``, one per chat, and in practice zero or one).
 """
@@ -193,20 +194,24 @@ class LeanRequest(BaseRequest):
                 + f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.pool_size)
-        try:
-            await asyncio.wait_for(self._slots.acquire(), self._timeout(pool_timeout, "pool"))
-        except asyncio.TimeoutError:
-            raise TimedOut("Pool timeout: all connections are in use") from None
+        if self._slots.locked():
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self._timeout(pool_timeout, "pool"))
+            except asyncio.TimeoutError:
+                raise TimedOut("Pool timeout: all connections are in use") from None
+        else:
+            await self._slots.acquire()
         conn = None
         try:
             conn = await self._connection(key, self._timeout(connect_timeout, "connect"))
             reader, writer = conn
             writer.write(head + body)
-            try:
-                await asyncio.wait_for(writer.drain(), self._timeout(write_timeout, "write"))
-                status, keep, payload = await asyncio.wait_for(self._response(reader),
-                                                               self._timeout(read_timeout, "read"))
-            except asyncio.TimeoutError:
+            try:  # asyncio.timeout: no extra task per request, unlike wait_for
+                async with asyncio.timeout(self._timeout(write_timeout, "write")):
+                    await writer.drain()
+                async with asyncio.timeout(self._timeout(read_timeout, "read")):
+                    status, keep, payload = await self._response(reader)
+            except TimeoutError:
                 raise TimedOut() from None
             if keep:
                 self._idle.setdefault(key, []).append(conn)
@@ -354,6 +359,7 @@ class Sender:
         self._token_stamp = clock()
         self._global_until = 0.0
         self._flooded: dict[int, float] = {}  # chats told to wait, and until when
+        self._sent_batch: list[tuple[int, int | None]] = []  # accepted, to commit at the end of this loop step
         self._fatal: BaseException | None = None
         self._recovered = False
 
@@ -448,10 +454,11 @@ class Sender:
                         break
                     continue
                 timeout = REFILL_SECONDS if wait is None else max(0.0, min(wait, REFILL_SECONDS))
-                if timeout > 0 or not self._kick.is_set():
+                if not self._kick.is_set():
                     try:
-                        await asyncio.wait_for(self._kick.wait(), timeout)
-                    except asyncio.TimeoutError:
+                        async with asyncio.timeout(timeout):
+                            await self._kick.wait()
+                    except TimeoutError:
                         pass
                 self._kick.clear()
             if self._tasks:
@@ -461,6 +468,8 @@ class Sender:
                 stop_waiter.cancel()
             if self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            if self._sent_batch:
+                self._commit_sent()
             _LIVE_RUNS.discard(self.run_id)
             self._reset_memory()
         if self._fatal is not None:
@@ -524,6 +533,7 @@ class Sender:
 
     def _dispatch(self) -> float | None:
         """Start every send that may start now; return seconds until the next one may (None: nothing waits)."""
+        starting: list[tuple[_Chat, dict]] = []
         while self._heap:
             ready_at, _, chat_id = self._heap[0]
             chat = self._chats.get(chat_id)
@@ -537,21 +547,38 @@ class Sender:
                 continue
             now = self.clock()
             if ready_at > now:
+                self._start(starting)
                 return ready_at - now
-            if len(self._tasks) >= self.cfg.max_in_flight:
+            if len(self._tasks) + len(starting) >= self.cfg.max_in_flight:
+                self._start(starting)
                 return None  # a finishing task kicks the loop
             wait = self._global_wait(now)
             if wait > 0:
+                self._start(starting)
                 return wait
             self._tokens -= 1
             heapq.heappop(self._heap)
             chat.queued = False
             chat.busy = True
-            row = chat.queue.popleft()
-            task = asyncio.ensure_future(self._send(chat, row))
-            self._tasks.add(task)
-            task.add_done_callback(self._task_done)
+            starting.append((chat, chat.queue.popleft()))
+        self._start(starting)
         return None
+
+    def _start(self, starting: list[tuple[_Chat, dict]]) -> None:
+        """Claim the rows (one commit for the batch, before any request) and start their sends."""
+        if not starting:
+            return
+        claimed = self.store.outbox_claim_many([row["id"] for _, row in starting], self.run_id)
+        for chat, row in starting:
+            if row["id"] in claimed:
+                task = asyncio.ensure_future(self._send(chat, row))
+                self._tasks.add(task)
+                task.add_done_callback(self._task_done)
+            else:  # another sender took it, or it was failed meanwhile
+                chat.busy = False
+                self._loaded.discard(row["id"])
+                self._schedule(chat)
+        starting.clear()
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
@@ -598,9 +625,7 @@ class Sender:
     async def _attempt(self, chat: _Chat, row: dict) -> str:
         """Send one row: DONE (sent or failed), REQUEUE (back to the head of its chat's queue)
         or MOVED (now queued under a migrated chat id)."""
-        row_id, chat_id = row["id"], chat.chat_id
-        if not self.store.outbox_claim(row_id, self.run_id):
-            return DONE  # another sender took it, or it was failed meanwhile
+        row_id, chat_id = row["id"], chat.chat_id  # already claimed ('sending', committed) by _start
         try:
             # the raw result (a dict): building a telegram.Message with its entities would cost
             # more CPU than the whole HTTP exchange, and only message_id is kept
@@ -657,11 +682,22 @@ class Sender:
             raise
         except Exception as exc:  # noqa: BLE001 - an HTTP library surprise is treated like a network error
             return self._retry_later(chat, row, exc)
-        # Telegram accepted it: commit at once (no await between the answer and this line)
-        self.store.outbox_sent(row_id, result.get("message_id") if isinstance(result, dict) else None)
+        # Telegram accepted it: commit before anything else is awaited. Answers parsed in the same
+        # event-loop step are committed together, at the end of that step (call_soon, no I/O between).
+        self._sent_batch.append((row_id, result.get("message_id") if isinstance(result, dict) else None))
+        if len(self._sent_batch) == 1:
+            asyncio.get_running_loop().call_soon(self._commit_sent)
         self.report.sent += 1
         log.debug("sent chat=%s outbox=%s kind=%s", chat_id, row_id, row["kind"])
         return DONE
+
+    def _commit_sent(self) -> None:
+        batch, self._sent_batch = self._sent_batch, []
+        try:
+            self.store.outbox_sent_many(batch)
+        except Exception:  # they stay 'sending' and are resent after a restart: log loudly
+            log.exception("could not record %d sent message(s) outbox=%s", len(batch),
+                          ",".join(str(i) for i, _ in batch[:20]))
 
     def _retry_later(self, chat: _Chat, row: dict, exc: BaseException) -> str:
         attempts = row["attempts"] + 1

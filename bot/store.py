@@ -1133,6 +1133,26 @@ class Store:
                 "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = ?, claimed_at = ? "
                 "WHERE id = ? AND status = 'pending'", (owner, iso(now or utcnow()), row_id)).rowcount == 1
 
+    def outbox_claim_many(self, row_ids: Iterable[int], owner: str, now: datetime | None = None) -> set[int]:
+        """:meth:`outbox_claim` for several rows in one commit; returns the ids claimed."""
+        claimed = set()
+        stamp = iso(now or utcnow())
+        with self.conn:
+            for row_id in row_ids:
+                if self.conn.execute(
+                        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_by = ?, "
+                        "claimed_at = ? WHERE id = ? AND status = 'pending'", (owner, stamp, row_id)).rowcount:
+                    claimed.add(row_id)
+        return claimed
+
+    def outbox_sent_many(self, sent: Iterable[tuple[int, int | None]], now: datetime | None = None) -> None:
+        """:meth:`outbox_sent` for several ``(row_id, message_id)`` in one commit."""
+        stamp = iso(now or utcnow())
+        with self.conn:
+            self.conn.executemany(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, message_id = ?, error = NULL, claimed_by = NULL, "
+                "claimed_at = NULL WHERE id = ?", [(stamp, message_id, row_id) for row_id, message_id in sent])
+
     def outbox_sent(self, row_id: int, message_id: int | None, now: datetime | None = None) -> None:
         """sending -> sent, right after Telegram accepted the message."""
         with self.conn:
