@@ -75,6 +75,10 @@ Attributes and methods (thread-safe; call them from any thread):
   is the same for code running on an event loop.
 - ``close()``/context manager stops it.
 
+Also importable: ``parse_html(text) -> (plain, entities)`` (raises ``ParseError``
+whose ``str()`` is the description suffix after "can't parse entities: "), the
+checker the server applies to ``parse_mode=HTML``.
+
 The module also runs stand-alone (for the benchmark, in its own process)::
 
     python -m tests.botapi --port 0 --global-rate 30     # prints "PORT <n>" then serves
