@@ -531,19 +531,31 @@ _KEY_WEIGHT.update({"e:" + k: 0.3 for k in ("kazakhstan", "president", "governme
                                             "shutdown", "restore")})
 
 
-def _norms(fp: Fingerprint, w) -> tuple[float, float, float]:
-    """Total weights of a fingerprint's anchors, tokens and English tokens."""
+def _norms(fp: Fingerprint, w) -> tuple:
+    """The weight of each key of a fingerprint and the totals:
+    (anchor weights, their sum, token weights, their sum, English token weights, their sum)."""
+    wa = {k: w(k) for k in fp.anchors}
     prefix = fp.lang + ":"
-    return (sum(w(k) for k in fp.anchors), sum(w(prefix + k) for k in fp.tokens),
-            sum(w("en:" + k) for k in fp.en_tokens) if fp.lang != "en" else 0.0)
+    wt = {k: w(prefix + k) for k in fp.tokens}
+    if fp.lang == "en":
+        we = wt
+    else:
+        we = {k: w("en:" + k) for k in fp.en_tokens}
+    return wa, sum(wa.values()), wt, sum(wt.values()), we, sum(we.values())
 
 
-def _cosine(a: frozenset[str], b: frozenset[str], wa: float, wb: float, w, prefix: str = "") -> tuple[float, int]:
-    """(weighted cosine of two key sets given their total weights, shared keys)."""
+def _sums(norms: tuple) -> tuple:
+    """Only the totals of :func:`_norms` (what a candidate needs; the weights are the item's)."""
+    return None, norms[1], None, norms[3], None, norms[5]
+
+
+def _cosine(a: frozenset[str], b: frozenset[str], sa: float, sb: float, weights: dict) -> tuple[float, int]:
+    """(weighted cosine of two key sets given their total weights, shared keys); ``weights``
+    holds the weight of every key of ``a``."""
     shared = a & b
-    if not shared or wa <= 0 or wb <= 0:
+    if not shared or sa <= 0 or sb <= 0:
         return 0.0, 0
-    return sum(w(prefix + k) for k in shared) / math.sqrt(wa * wb), len(shared)
+    return sum([weights[k] for k in shared]) / math.sqrt(sa * sb), len(shared)
 
 
 def time_factor(hours_apart: float) -> float:
@@ -558,17 +570,15 @@ def similarity(a: Fingerprint, b: Fingerprint, w=None) -> float:
     return _score(a, _norms(a, w), b, _norms(b, w), w)
 
 
-def _score(a: Fingerprint, na, b: Fingerprint, nb, w) -> float:
-    anchor, shared = _cosine(a.anchors, b.anchors, na[0], nb[0], w)
+def _score(a: Fingerprint, na, b: Fingerprint, nb, w=None) -> float:
+    anchor, shared = _cosine(a.anchors, b.anchors, na[1], nb[1], na[0])
     if a.lang == b.lang:
-        text, _ = _cosine(a.tokens, b.tokens, na[1], nb[1], w, a.lang + ":")
+        text, _ = _cosine(a.tokens, b.tokens, na[3], nb[3], na[2])
         score = max(text, (text + anchor) / 2)
     else:
         score = anchor if shared >= MIN_SHARED_ANCHORS else 0.0
         if a.en_tokens and b.en_tokens:
-            wa = na[1] if a.lang == "en" else na[2]
-            wb = nb[1] if b.lang == "en" else nb[2]
-            text, _ = _cosine(a.en_tokens, b.en_tokens, wa, wb, w, "en:")
+            text, _ = _cosine(a.en_tokens, b.en_tokens, na[5], nb[5], na[4])
             score = max(score, (text + anchor) / 2, text * 0.9)
     ea, eb = a.events - _CHANGES, b.events - _CHANGES
     if ea and eb:
@@ -834,7 +844,7 @@ class StoryIndex:
             self._remember(item_id, story_id, t, fp)
         version = self.weights.version
         for item_id, (story_id, fp, t, _norms_then, _seen) in list(self._cache.items()):
-            self._cache[item_id] = (story_id, fp, t, _norms(fp, self.weights), version)
+            self._cache[item_id] = (story_id, fp, t, _sums(_norms(fp, self.weights)), version)
 
     @staticmethod
     def _weight_keys(fp: Fingerprint) -> list[str]:
@@ -869,7 +879,7 @@ class StoryIndex:
         for item_id, entry in self._entries(top).items():
             story_id, other, other_t, norms, seen = entry
             if seen != version:
-                norms = _norms(other, w)
+                norms = _sums(_norms(other, w))
                 self._cache[item_id] = (story_id, other, other_t, norms, version)
             score = _score(fp, mine, other, norms, w) * time_factor((t - other_t) / 3600)
             if score > best[1]:
@@ -893,9 +903,9 @@ class StoryIndex:
                 out[item_id] = self._remember(item_id, story_id, t, _unpack(packed))
         return out
 
-    def _remember(self, item_id: int, story_id: int, t: int, fp: Fingerprint, norms: tuple = (0.0, 0.0, 0.0),
+    def _remember(self, item_id: int, story_id: int, t: int, fp: Fingerprint, norms: tuple | None = None,
                   version=None) -> tuple:
-        entry = (story_id, fp, t, norms, version)
+        entry = (story_id, fp, t, _sums(norms) if norms else None, version)  # None: not computed yet
         self._cache[item_id] = entry
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)  # the oldest remembered; recent items are the likely candidates
