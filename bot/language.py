@@ -365,7 +365,7 @@ def kk_stem_with(word: str, lexicon: frozenset[str]) -> str:
     return stem
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=50_000)
 def kk_stem(word: str) -> str:
     """Strip Kazakh inflectional suffixes from a lower-case word, stopping at KK_LEXICON."""
     return kk_stem_with(word, KK_LEXICON)
@@ -411,7 +411,7 @@ def ru_strip(word: str) -> str:
     return word
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=50_000)
 def _ru_keys(word: str) -> tuple[str, tuple[str, ...]]:
     """(primary token, all keys) for a lower-case folded Russian word."""
     if not _CYR.search(word):
@@ -438,7 +438,7 @@ def _ru_keys(word: str) -> tuple[str, tuple[str, ...]]:
 _en_stemmer = None
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=50_000)
 def en_stem(word: str) -> str:
     global _en_stemmer
     if _en_stemmer is None:
@@ -458,7 +458,7 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-@lru_cache(maxsize=400_000)
+@lru_cache(maxsize=50_000)
 def fold_word(word: str) -> str:
     """Lower-case, ё->е, and Latin look-alikes inside Cyrillic words made Cyrillic."""
     w = word.lower()
@@ -467,7 +467,7 @@ def fold_word(word: str) -> str:
     return w.replace("ё", "е")
 
 
-@lru_cache(maxsize=400_000)
+@lru_cache(maxsize=50_000)
 def word_keys(word: str, lang: str) -> tuple[str, ...]:
     """Every key a word of ``lang`` is matched under (see the module docstring)."""
     w = fold_word(word)
@@ -480,7 +480,7 @@ def word_keys(word: str, lang: str) -> tuple[str, ...]:
     return (en_stem(w),)
 
 
-@lru_cache(maxsize=400_000)
+@lru_cache(maxsize=50_000)
 def word_token(word: str, lang: str) -> str:
     """One normalised token for a word (lemma / stem); what :func:`tokens` returns."""
     w = fold_word(word)
@@ -558,7 +558,7 @@ _BETWEEN_VOWELS_I = re.compile(r"(?<=[aeou])i(?=[aeou])")
 _DOUBLED = re.compile(r"(.)\1+")
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=50_000)
 def name_key(word: str, lang: str | None = None) -> str:
     """A crude script-independent key for one name, comparable across languages.
 

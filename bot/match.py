@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Matcher", "WatchWord", "expand_watchword", "aexpand_watchword", "compile_watchword_terms"]
 
-MAX_CACHE_WORDS = 300_000
+MAX_CACHE_WORDS = 50_000  # words remembered per language; cleared beyond this (bounds memory)
 NAME_KEY_MIN = 5  # shorter cross-script name keys collide too often (Zhana / жаңа)
 PREFIX_BUCKET = 3
 
@@ -85,6 +85,7 @@ class Matcher:
                     for pi, part in enumerate(group.parts):
                         for term in part.terms.get(lang, ()):
                             self._topic_slots.append((lang, _Slot(ti, gi, pi, term)))
+        self._kk_keys: dict[str, tuple[str, ...]] = {}  # Kazakh keys with this matcher's lexicon
         self._positive = [t.positive for t in self.topics]
         self._predicates = [compile_expression(t.expr) if t.expr is not None else None for t in self.topics]
         self._group_names = [tuple(g.name for g in t.groups) for t in self.topics]
@@ -100,7 +101,10 @@ class Matcher:
 
     def _keys(self, word: str, lang: str) -> tuple[str, ...]:
         if lang == "kk" and lang_mod._CYR.search(word):
-            return (kk_normalise(fold_word(word), self._kk_lexicon),)
+            keys = self._kk_keys.get(word)
+            if keys is None:
+                keys = self._kk_keys[word] = (kk_normalise(fold_word(word), self._kk_lexicon),)
+            return keys
         return word_keys(word, lang)
 
     def _compile(self) -> None:
@@ -166,7 +170,6 @@ class Matcher:
                 else:
                     for k in self._keys(term.words[0], lang):
                         self._single[lang].setdefault(k, []).append(sid)
-        self._cache: dict[str, dict[str, _Entry]] = {lang: {} for lang in LANGS}
         self._active: dict[str, dict[str, Any]] = {lang: {} for lang in LANGS}
 
     def _entry(self, word: str, lang: str) -> _Entry:
@@ -202,22 +205,21 @@ class Matcher:
         """hit key -> [(position, surface)] of the words or phrases that matched it."""
         if lang not in LANGS:
             raise ValueError(f"match: language must be one of {', '.join(LANGS)}, not {lang!r}")
-        cache = self._cache[lang]
         active = self._active[lang]  # word -> its entry when it hits anything, else 0
         text = f"{title}\n{summary}" if summary else title
         ws = lang_mod._WORD.findall(text)
         flags = list(map(active.get, ws, repeat(None)))
         if None in flags:
-            if len(cache) > MAX_CACHE_WORDS:
-                cache.clear()
+            if len(active) > MAX_CACHE_WORDS:
                 active.clear()
+                self._kk_keys.clear()
             for i, w in enumerate(ws):
                 if flags[i] is None:
-                    e = cache.get(w)
+                    e = active.get(w)
                     if e is None:
-                        e = cache[w] = self._entry(w, lang)
-                        active[w] = e if (e.hits or e.phrases) else 0
-                    flags[i] = active[w]
+                        e = self._entry(w, lang)
+                        e = active[w] = e if (e.hits or e.phrases) else 0
+                    flags[i] = e
         found: dict[int, list] = {}
         positions = list(compress(range(len(ws)), flags))
         if not positions:
@@ -245,7 +247,7 @@ class Matcher:
                     if key in done:
                         continue  # the group already has a phrase here: its other phrases add nothing
                     start = i - j
-                    n = self._phrase_len(sid, lang, ws, cache, start)
+                    n = self._phrase_len(sid, lang, ws, flags, start)
                     if n:
                         done.add(key)
                         found.setdefault(key, []).append((start, _surface(text, ws, start, n)))
@@ -253,16 +255,17 @@ class Matcher:
             found[_WORDS] = ws
         return found
 
-    def _phrase_len(self, sid: int, lang: str, ws: list[str], cache: dict, start: int) -> int:
+    def _phrase_len(self, sid: int, lang: str, ws: list[str], flags: list, start: int) -> int:
         want = self._phrase_keys[(sid, lang)]
         if start < 0 or start + len(want) > len(ws):
             return 0
         for j, (is_prefix, key) in enumerate(want):
-            e = cache[ws[start + j]]
+            e = flags[start + j]  # the word's entry, or 0 for a word that hits nothing by itself
+            w = ws[start + j]
             if is_prefix:
-                if not e.folded.startswith(key):
+                if not (e.folded if e else _fold_surface(w, lang)).startswith(key):
                     return 0
-            elif key.isdisjoint(e.keys):
+            elif key.isdisjoint(e.keys if e else self._keys(w, lang)):
                 return 0
         return len(want)
 
