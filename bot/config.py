@@ -307,7 +307,7 @@ def from_dict(raw: dict, path: Path = Path(DEFAULT_PATH), env: dict[str, str] | 
         where = f"topics[{i}]"
         if not isinstance(t, dict):
             raise ConfigError(where, "must be a table")
-        topic = parse_topic(t, where)
+        topic = parse_topic(_with_shipped_rules(t), where)
         if topic.id in seen:
             raise ConfigError(f"{where}.id", f"duplicate topic id {topic.id!r} (also topics[{seen[topic.id]}])")
         seen[topic.id] = i
@@ -316,6 +316,40 @@ def from_dict(raw: dict, path: Path = Path(DEFAULT_PATH), env: dict[str, str] | 
     return Config(path=path, storage=storage, telegram=telegram, translation=translation,
                   poll=poll, digest=digest, stories=stories, retention=retention,
                   delivery=delivery, feeds=feeds, topics=tuple(topics))
+
+
+SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
+_RULE_KEYS = {"id", "name", "description"}
+
+
+def _with_shipped_rules(topic: dict) -> dict:
+    """A shipped topic named by id alone (``id`` and ``name``, no rules) gets the shipped rules.
+
+    So a short config can say ``[[topics]] id = "kz-unrest"`` and get the full
+    kz-unrest rules of the repository's config.toml; writing any rule keys
+    replaces them entirely.
+    """
+    if not set(topic) <= _RULE_KEYS or not isinstance(topic.get("id"), str):
+        return topic
+    shipped = _shipped_topics().get(topic["id"])
+    if shipped is None:
+        return topic
+    return {**shipped, **topic}
+
+
+def _shipped_topics() -> dict[str, dict]:
+    global _SHIPPED
+    if _SHIPPED is None:
+        try:
+            raw = tomllib.loads(SHIPPED_CONFIG.read_text(encoding="utf-8"))
+            _SHIPPED = {t["id"]: t for t in raw.get("topics", []) if isinstance(t, dict) and "id" in t
+                        and not set(t) <= _RULE_KEYS}
+        except (OSError, tomllib.TOMLDecodeError):
+            _SHIPPED = {}
+    return _SHIPPED
+
+
+_SHIPPED: dict[str, dict] | None = None
 
 
 def _feeds(feeds_raw: Any) -> tuple[FeedConfig, ...]:

@@ -102,3 +102,13 @@ def test_bot_config_environment_chooses_the_file(tmp_path):
     result = _check([], env={"BOT_CONFIG": str(good), "PYTHONPATH": str(REPO)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "other.toml: ok (1 feeds" in result.stdout
+
+
+def test_a_shipped_topic_named_by_id_alone_gets_the_shipped_rules(tmp_path):
+    cfg = config.from_dict(raw(topics=[{"id": "csto-deployment", "name": "Troops"}, {"id": "kz-unrest"}]),
+                           path=tmp_path / "c.toml", env={})
+    shipped = {t.id: t for t in config.load(REPO / "config.toml", env={}).topics}
+    csto, unrest = cfg.topics
+    assert csto.name == "Troops"  # the reader-facing name is the config's own
+    assert csto.groups == shipped["csto-deployment"].groups and csto.groups
+    assert unrest.expr == shipped["kz-unrest"].expr
