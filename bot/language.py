@@ -7,9 +7,10 @@ Detection (:func:`detect`, :func:`detect_many`)
     Cheap script evidence first, lingua only when it is needed:
 
     * only Latin letters -> ``en``; no letters at all -> the feed's hint;
-    * Kazakh-specific letters (ә ғ қ ң ө ұ ү һ і) in several words, and no
-      Russian function words -> ``kk``; Russian function words (в, на, и, что,
-      ...) and no Kazakh letters -> ``ru``;
+    * Kazakh-specific letters (ә ғ қ ң ө ұ ү һ і), and no Russian function
+      words -> ``kk``; Russian function words (в, на, и, что, ...) and no
+      Kazakh letters -> ``ru``; a Russian text quoting a Kazakh name stays
+      ``ru`` (few Kazakh letters against several function words);
     * anything else (short headlines without either clue, mixed text) goes to
       lingua restricted to the three languages; a low-confidence answer defers
       to the feed's declared language (the hint).
