@@ -90,8 +90,9 @@ def make_feed(index: int, items: int = ITEMS) -> bytes:
     """A well-formed UTF-8 RSS 2.0 feed; every item's text is unique to (feed, item).
 
     Titles and summaries are random draws from a vocabulary of real news words
-    in the feed's language (VOCAB and the words of the bundled sample feeds), so items are distinct (as real news is) rather
-    than near-duplicates of each other."""
+    in the feed's language (VOCAB and the words of the bundled sample feeds),
+    so items are distinct (as real news is) rather than near-duplicates of
+    each other."""
     lang = LANGS[index % 3]
     rng = random.Random(index)
     out = ['<?xml version="1.0" encoding="utf-8"?>',
@@ -246,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warm cycle (all 304): {warm_s:.2f} s, {n / warm_s:.1f} feeds/s "
                   f"({warm_304}/{n} not modified, {len(warm.new_items)} new); "
                   f"{cold_s / warm_s:.1f}x faster than cold (target >= 20x)")
-            print(f"RSS after the cold cycle: {rss_cold:.0f} MB; peak RSS over both cycles: {rss_after_cycles:.0f} MB "
-                  "(this process; target < 300 MB)")
+            print(f"RSS after the cold cycle: {rss_cold:.0f} MB; peak RSS over both cycles: "
+                  f"{rss_after_cycles:.0f} MB (this process; target < 300 MB)")
             workers = os.cpu_count() or 1
             fp_s, fp_entries = _fetch_parse_only(urls, cfg.poll, workers)
             print(f"fetch + parse stages alone (no store; {workers} parse processes): {fp_s:.2f} s, "
@@ -256,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                 base_s, base_entries = _plain_loop(urls)
                 print(f"plain feedparser.parse(url) loop: {base_s:.2f} s, {n / base_s:.1f} feeds/s "
                       f"({base_entries} entries, nothing stored)")
-                print(f"cold cycle vs plain loop: {(n / cold_s) / (n / base_s):.2f}x throughput (target >= 5x); "
+                print(f"cold cycle vs plain loop: {(n / cold_s) / (n / base_s):.2f}x throughput "
+                      "(target >= 5x); "
                       f"fetch + parse alone vs plain loop: {(n / fp_s) / (n / base_s):.2f}x")
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"peak RSS of the whole run: {peak:.0f} MB (this process, baseline loop included)")

@@ -204,7 +204,9 @@ class Fetcher:
             await client.aclose()
 
     def _client(self, parts) -> httpx.AsyncClient:
-        key = ("", "", None) if self._transport else (parts.scheme, (parts.hostname or "").lower(), parts.port)
+        key = ("", "", None)
+        if self._transport is None:
+            key = (parts.scheme, (parts.hostname or "").lower(), parts.port)
         client = self._clients.get(key)
         if client is None:
             p = self.poll

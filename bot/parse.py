@@ -19,9 +19,9 @@ agree, so the fast pass never loses anything feedparser would have kept.
 Normalisation decisions (both parsers):
 
 * titles and summaries are plain text: tags stripped (``script``/``style``
-  with their content; in titles even when the feed calls them plain text), entities decoded, control, zero-width and bidi
-  override characters removed, whitespace folded; titles bounded to
-  :data:`TITLE_MAX` characters, summaries to :data:`SUMMARY_MAX`;
+  with their content; in titles even when the feed calls them plain text),
+  entities decoded, control, zero-width and bidi override characters removed,
+  whitespace folded; titles bounded to :data:`TITLE_MAX` characters, summaries to :data:`SUMMARY_MAX`;
 * dates are UTC; missing or unparsable -> None; a date more than
   :data:`FUTURE_SLACK` ahead of ``now`` or before 1995 is treated as unknown
   (None), not clamped to ``now``: a wrong date must not make an old item look
@@ -42,7 +42,6 @@ import io
 import re
 import unicodedata
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 from xml.etree import ElementTree
 
@@ -411,8 +410,9 @@ _ATOM_ENTRY_TAGS = frozenset(ATOM + t for t in ("title", "id", "link", "publishe
 _ABS_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d+)?(/[!#-;=?-~]*)?$")  # ASCII, no spaces, < > "
 _REL_PATH = re.compile(r"^/(?!/)[!#-;=?-~]*$")  # path-absolute, ASCII
 _ATOM_ID = re.compile(r"^(https?://[!#-;=?-~]+|tag:[!#-;=?-~]+|urn:[!#-;=?-~]+)$")
-_RFC822 = re.compile(r"^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
-                     r"(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-]\d{4}|GMT|UTC)$")
+_RFC822 = re.compile(r"^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{1,2}) "
+                     r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) (\d{4}) "
+                     r"(\d{2}):(\d{2}):(\d{2}) ([+-]\d{4}|GMT|UTC)$")
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
 _UNUSUAL = (b"<!DOCTYPE", b"<!doctype", b"<!ENTITY", b"xml:base", b"<?xml-stylesheet")
 
@@ -515,7 +515,9 @@ def _fast_rss(root, url: str, now: datetime, relative_ok: bool) -> ParseResult:
             if tag not in _RSS_ITEM_TAGS or tag in fields:
                 raise _GiveUp
             fields[tag] = child
-        title = _untag(clean_text(_plain_or_give_up(_only_text(fields["title"])), TITLE_MAX)) if "title" in fields else ""
+        title = ""
+        if "title" in fields:
+            title = _untag(clean_text(_plain_or_give_up(_only_text(fields["title"])), TITLE_MAX))
         summary = ""
         if "description" in fields:
             summary = html_to_text(_latin1_fix(_only_text(fields["description"]).strip()), SUMMARY_MAX)
