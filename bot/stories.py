@@ -516,6 +516,16 @@ class Weights:
         base = _KEY_WEIGHT.get(key) or _BASE_WEIGHT.get(key[:2], 1.0)
         return base * (idf if idf > 0.1 else 0.1)
 
+    def many(self, keys: Iterable[str], prefix: str = "") -> dict[str, float]:
+        """{key: weight of prefix + key} for plain keys (tokens: base weight 1), in one loop."""
+        total, log_n, table = self.total, self._log_n, _LOG1
+        out = {}
+        for k in keys:
+            df = total.get(prefix + k, 0)
+            idf = log_n - (table[df] if df < 4096 else math.log(df + 1))
+            out[k] = idf if idf > 0.1 else 0.1
+        return out
+
     @property
     def version(self) -> int:
         """Changes when the weights may have moved enough to recompute cached norms: when the
@@ -535,12 +545,13 @@ def _norms(fp: Fingerprint, w) -> tuple:
     """The weight of each key of a fingerprint and the totals:
     (anchor weights, their sum, token weights, their sum, English token weights, their sum)."""
     wa = {k: w(k) for k in fp.anchors}
-    prefix = fp.lang + ":"
-    wt = {k: w(prefix + k) for k in fp.tokens}
-    if fp.lang == "en":
-        we = wt
-    else:
-        we = {k: w("en:" + k) for k in fp.en_tokens}
+    many = getattr(w, "many", None)
+    if many is not None:
+        wt = many(fp.tokens, fp.lang + ":")
+        we = wt if fp.lang == "en" else many(fp.en_tokens, "en:")
+    else:  # any callable key -> weight
+        wt = {k: w(fp.lang + ":" + k) for k in fp.tokens}
+        we = wt if fp.lang == "en" else {k: w("en:" + k) for k in fp.en_tokens}
     return wa, sum(wa.values()), wt, sum(wt.values()), we, sum(we.values())
 
 
