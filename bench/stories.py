@@ -193,6 +193,9 @@ def fill(store: Store, index: st.StoryIndex, count: int, start: datetime, span: 
     step = span / count
     when = start
     rng = gen.rng
+    # a running service takes items out of the index once the window can no longer reach them
+    # (StoryIndex.prune): the fill writes the index rows of the last two windows only
+    indexed_from = st._epoch(start + span) - 2 * index.window_s
     for chunk in range(0, count, 5000):
         items, stories, indexed, keys = [], [], [], []
         for n in range(chunk, min(count, chunk + 5000)):
@@ -214,8 +217,10 @@ def fill(store: Store, index: st.StoryIndex, count: int, start: datetime, span: 
             stories.append((story_id, ts, ts, title, lang, lang, '["Synthetic"]',
                             json.dumps({lang: {"text": title, "lang": lang, "source_lang": lang,
                                                "translated": False, "item_id": item_id}}), item_id))
-            indexed.append((item_id, story_id, t, lang, st._pack(fp)))
-            keys.extend((k, t, item_id) for k in {st._h64(k) for k in index._index_keys(fp)})
+            if t >= indexed_from:
+                indexed.append((item_id, story_id, t, lang, st._pack(fp)))
+                anchor_keys, band_keys = index._index_keys(fp)
+                keys.extend((k, t, item_id) for k in {*map(st._h64, anchor_keys), *band_keys})
         with conn:
             conn.executemany("INSERT INTO items(id, feed_id, key_hash, url, url_hash, content_hash, title, "
                              "summary, lang, published, fetched, story_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", items)
@@ -249,9 +254,6 @@ def speed(stored: int = 100_000, timed: int = 2_000, baseline_items: int = 20, s
             t0 = time.perf_counter()
             last = fill(store, index, stored, start, timedelta(days=span_days), gen)
             fill_s = time.perf_counter() - t0
-            # a running service prunes index rows the window can no longer reach as it goes
-            with store.conn:
-                store.prune_story_keys(st._epoch(last) - 2 * index.window_s)
             index._loaded = False  # rebuild the in-memory frequencies from the filled index
             t0 = time.perf_counter()
             index._load()

@@ -54,7 +54,7 @@ import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Iterable
 
 from . import language
@@ -70,12 +70,12 @@ NUMBER_CONFLICT = 0.8  # factor when both carry numbers and share none
 TIME_GRACE_HOURS = 12  # items further apart than this need more in common
 TIME_HALF_HOURS = 48
 MAX_QUERY_KEYS = 10  # rarest anchors looked up per item
-POSTINGS_PER_KEY = 40  # most recent index rows read per key
+POSTINGS_PER_KEY = 24  # most recent index rows read per key
 MAX_CANDIDATES = 12  # candidate items scored per item (those sharing the most key weight)
 PRUNE_EVERY = 100  # assignments between two prunes of the index
-PRUNE_ROWS = 5000  # index rows deleted at most per prune
-MINHASH_PERMS = 16
-LSH_ROWS = 2  # rows per band: 8 bands of 2 rows (pairs above a Jaccard of about 0.35 meet)
+PRUNE_ITEMS = 200  # items taken out of the index at most per prune (twice what arrived meanwhile)
+MINHASH_PERMS = 12
+LSH_ROWS = 2  # rows per band: 6 bands of 2 rows (pairs above a Jaccard of about 0.4 meet)
 BAND_WEIGHT = 1.0  # a shared LSH band counts like a common anchor when ranking candidates
 NAME_KEY_CHARS = 6  # name keys are cut to this many letters (crude cross-language stemming)
 GROWTH_WINDOW = timedelta(hours=1)
@@ -308,13 +308,13 @@ class Fingerprint:
     #                          "c:" concepts, "e:" lexicon
     translated: bool = False  # en_tokens come from a translation
 
-    @cached_property
-    def events(self) -> frozenset[str]:
-        return frozenset(a for a in self.anchors if a.startswith("e:") and a[2:] in _EVENT_CONCEPTS)
+    events: frozenset[str] = field(init=False, compare=False, repr=False)  # "e:" anchors naming events
+    numbers: frozenset[str] = field(init=False, compare=False, repr=False)  # "#:" anchors
 
-    @cached_property
-    def numbers(self) -> frozenset[str]:
-        return frozenset(a for a in self.anchors if a.startswith("#:"))
+    def __post_init__(self):
+        object.__setattr__(self, "events", frozenset(
+            a for a in self.anchors if a.startswith("e:") and a[2:] in _EVENT_CONCEPTS))
+        object.__setattr__(self, "numbers", frozenset(a for a in self.anchors if a.startswith("#:")))
 
 
 _EVENT_CONCEPTS = frozenset(list(LEXICON)[:list(LEXICON).index("csto")])
@@ -626,13 +626,23 @@ def minhash(tokens: Iterable[str]) -> list[int]:
     return [min([h ^ m for h in hs]) for m in _MASKS]
 
 
-def band_keys(space: str, tokens: frozenset[str]) -> list[str]:
-    """LSH band keys of a token set (empty for sets too small to be worth it)."""
+_SPACES = {"en": 1, "ru": 2, "kk": 3}
+_M64 = 0xFFFFFFFFFFFFFFFF
+
+
+def band_keys(space: str, tokens: frozenset[str]) -> list[int]:
+    """LSH band keys (signed 64-bit) of a token set; none for sets too small to be worth it."""
     if len(tokens) < 3:
         return []
-    sig = minhash(sorted(tokens))
-    return [f"b|{space}|{i}|" + ",".join(map(str, sig[i:i + LSH_ROWS]))
-            for i in range(0, len(sig), LSH_ROWS)]
+    sig = minhash(tokens)
+    out = []
+    for i in range(0, len(sig), LSH_ROWS):
+        x = (_SPACES[space] * 0x9E3779B97F4A7C15 + (i + 1) * 0xBF58476D1CE4E5B9) & _M64
+        for v in sig[i:i + LSH_ROWS]:
+            x = ((x ^ v) * 0x94D049BB133111EB) & _M64
+        x ^= x >> 31
+        out.append(x - (1 << 64) if x >= 1 << 63 else x)
+    return out
 
 
 # -- snapshots and the alert rule -----------------------------------------------------
@@ -774,15 +784,15 @@ class StoryIndex:
             raise ValueError("stories: the item has no id (store it before assigning a story)")
         now = now or item.fetched
         self._load()
-        known = self.store.story_of_indexed_item(item.id)
+        known = self.store.item_story(item.id)
         if known is not None:
             return Assignment(story_id=known, is_new=False, size=self.store.story_size(known), score=1.0)
         fp = fingerprint(item.title, item.summary, item.lang, concepts or (), translation)
         when = item_time(item)
         t = _epoch(when)
-        keys = self._index_keys(fp)
+        anchors, bands = self._index_keys(fp)
         norms = _norms(fp, self.weights)
-        best_story, best_score = self._best_story(fp, norms, keys, t)
+        best_story, best_score = self._best_story(fp, norms, anchors, bands, t)
         conn = self.store.conn
         own_tx = not conn.in_transaction
         try:
@@ -796,7 +806,7 @@ class StoryIndex:
                 size, is_new, score = 1, True, 1.0
             else:
                 story_id, is_new, score = best_story, False, best_score
-            self.store.index_story_item(item.id, story_id, t, fp.lang, _pack(fp), [_h64(k) for k in keys])
+            self.store.index_story_item(item.id, story_id, t, fp.lang, _pack(fp), [*map(_h64, anchors), *bands])
             if own_tx:
                 conn.commit()
         except BaseException:
@@ -808,11 +818,20 @@ class StoryIndex:
         self.weights.add(self._weight_keys(fp), t // 86400)
         self._assigned += 1
         if self._assigned - self._last_prune >= PRUNE_EVERY:
-            # a bounded slice of the rows the window can no longer reach, so no call pays for a backlog
             self._last_prune = self._assigned
-            self.store.prune_story_keys(_epoch(now) - 2 * self.window_s, PRUNE_ROWS)
+            self.prune(_epoch(now) - 2 * self.window_s, PRUNE_ITEMS)
         log.debug("story assigned item=%s story=%s new=%s score=%.2f", item.id, story_id, is_new, score)
         return Assignment(story_id=story_id, is_new=is_new, size=size, score=score)
+
+    def prune(self, t_before: int, limit: int) -> int:
+        """Forget (from the index only) up to ``limit`` of the oldest items with a time before
+        ``t_before``; a bounded slice, so that no call pays for a backlog. Returns how many."""
+        rows = []
+        for item_id, t, packed in self.store.oldest_indexed_items(t_before, limit):
+            anchors, bands = self._index_keys(_unpack(packed))
+            rows.append((item_id, t, [*map(_h64, anchors), *bands]))
+            self._cache.pop(item_id, None)
+        return self.store.unindex_story_items(rows) if rows else 0
 
     def story(self, story_id: int, now: datetime | None = None) -> Story | None:
         """A story as the renderer needs it, or None when there is no such story.
@@ -862,37 +881,41 @@ class StoryIndex:
         return ([*fp.anchors] + [fp.lang + ":" + k for k in fp.tokens]
                 + ([("en:" + k) for k in fp.en_tokens] if fp.lang != "en" else []))
 
-    def _index_keys(self, fp: Fingerprint) -> list[str]:
-        keys = ["a|" + a for a in fp.anchors if not a.startswith("y:")]
-        keys += band_keys(fp.lang, fp.tokens)
+    @staticmethod
+    def _index_keys(fp: Fingerprint) -> tuple[list[str], list[int]]:
+        """(anchor keys, LSH band keys) an item is indexed and looked up under."""
+        anchors = [a for a in fp.anchors if not a.startswith("y:")]
+        bands = band_keys(fp.lang, fp.tokens)
         if fp.lang != "en" and fp.en_tokens:
-            keys += band_keys("en", fp.en_tokens)
-        return keys
+            bands += band_keys("en", fp.en_tokens)
+        return anchors, bands
 
-    def _best_story(self, fp: Fingerprint, mine: tuple, keys: list[str], t: int) -> tuple[int | None, float]:
-        w = self.weights
-        anchors = sorted((k for k in keys if k.startswith("a|")), key=lambda k: w(k[2:]), reverse=True)
-        bands = [k for k in keys if k.startswith("b|")]
-        query = anchors[:MAX_QUERY_KEYS] + bands
+    def _best_story(self, fp: Fingerprint, mine: tuple, anchors: list[str], bands: list[int],
+                    t: int) -> tuple[int | None, float]:
+        wa = mine[0]  # the item's own anchor weights
+        rarest = sorted(anchors, key=wa.__getitem__, reverse=True)[:MAX_QUERY_KEYS]
+        query = {_h64(a): wa[a] for a in rarest}
+        for b in bands:
+            query[b] = BAND_WEIGHT
         if not query:
             return None, 0.0
-        hashed = {_h64(k): (w(k[2:]) if k.startswith("a|") else BAND_WEIGHT) for k in query}
-        hits = self.store.story_key_hits(list(hashed), t - self.window_s, t + self.window_s, POSTINGS_PER_KEY)
+        hits = self.store.story_key_hits(list(query), t - self.window_s, t + self.window_s, POSTINGS_PER_KEY)
         if not hits:
             return None, 0.0
         # rank candidates by the weight of the keys they share with the item
         rank: dict[int, float] = {}
         for key, item_id in hits:
-            rank[item_id] = rank.get(item_id, 0.0) + hashed[key]
+            rank[item_id] = rank.get(item_id, 0.0) + query[key]
         top = sorted(rank, key=lambda i: (rank[i], i), reverse=True)[:MAX_CANDIDATES]
         best: tuple[int | None, float] = (None, 0.0)
+        w = self.weights
         version = w.version
         for item_id, entry in self._entries(top).items():
             story_id, other, other_t, norms, seen = entry
             if seen != version:
                 norms = _sums(_norms(other, w))
                 self._cache[item_id] = (story_id, other, other_t, norms, version)
-            score = _score(fp, mine, other, norms, w) * time_factor((t - other_t) / 3600)
+            score = _score(fp, mine, other, norms) * time_factor((t - other_t) / 3600)
             if score > best[1]:
                 best = (story_id, score)
         if best[1] >= JOIN_THRESHOLD:

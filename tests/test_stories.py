@@ -246,6 +246,22 @@ def test_retention_purges_the_index(store, feeds):
     assert store.count("story_keys") == 0 and store.count("story_items") == 0
 
 
+def test_prune_takes_old_items_out_of_the_index_only(store, feeds):
+    index = st.StoryIndex(store, 24)
+    old = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+    sid = index.assign(old, set(), old.fetched).story_id
+    keys = store.count("story_keys")
+    assert keys > 0 and store.count("story_items") == 1
+    assert index.prune(st._epoch(T0) - 1, 10) == 0  # nothing older than that
+    assert index.prune(st._epoch(T0 + timedelta(hours=1)), 10) == 1
+    assert store.count("story_keys") == 0 and store.count("story_items") == 0
+    assert store.item(old.id).story_id == sid and store.story_row(sid)["item_count"] == 1
+    # the same item is still in its story; a new report of the event far later starts a new one
+    assert index.assign(old, set(), old.fetched).story_id == sid
+    late = put(store, feeds["Kursiv"], *CURFEW["ru"], "ru", T0 + timedelta(days=3), key="late")
+    assert index.assign(late, set(), late.fetched).is_new
+
+
 def test_lookup_reads_only_the_index(store, feeds, monkeypatch):
     """Candidates come from story_key_hits; nothing scans the stored items."""
     index = st.StoryIndex(store, 72)
