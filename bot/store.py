@@ -276,6 +276,13 @@ def m006_stories_index(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m007_stories_key_pruning(db: sqlite_utils.Database) -> None:
+    """story_keys loses its time index (it doubled the cost of every insert); old rows are
+    pruned through story_items, item by item, instead."""
+    db.executescript("DROP INDEX IF EXISTS story_keys_t;")
+
+
 # -- the store --------------------------------------------------------------
 
 
@@ -671,8 +678,9 @@ class Store:
     def newest_indexed_time(self) -> int | None:
         return self.conn.execute("SELECT max(t) FROM story_items").fetchone()[0]
 
-    def story_of_indexed_item(self, item_id: int) -> int | None:
-        row = self.conn.execute("SELECT story_id FROM story_items WHERE item_id = ?", (item_id,)).fetchone()
+    def item_story(self, item_id: int) -> int | None:
+        """The story an item was assigned to, or None."""
+        row = self.conn.execute("SELECT story_id FROM items WHERE id = ?", (item_id,)).fetchone()
         return row[0] if row else None
 
     def story_size(self, story_id: int) -> int:
@@ -762,13 +770,19 @@ class Store:
         return self.conn.execute("SELECT count(*) FROM items WHERE story_id = ? AND fetched > ?",
                                  (story_id, iso(since))).fetchone()[0]
 
-    def prune_story_keys(self, t_before: int, limit: int | None = None) -> int:
-        """Drop index rows older than the window can reach (their stories stay); at most ``limit``."""
-        if limit is None:
-            return self.conn.execute("DELETE FROM story_keys WHERE t < ?", (t_before,)).rowcount
-        return self.conn.execute(
-            "DELETE FROM story_keys WHERE (key, t, item_id) IN "
-            "(SELECT key, t, item_id FROM story_keys WHERE t < ? ORDER BY t LIMIT ?)", (t_before, limit)).rowcount
+    def oldest_indexed_items(self, t_before: int, limit: int) -> list[tuple[int, int, str]]:
+        """(item_id, t, packed fingerprint) of the oldest indexed items with a time before t_before."""
+        return self.conn.execute("SELECT item_id, t, fp FROM story_items WHERE t < ? ORDER BY t LIMIT ?",
+                                 (t_before, limit)).fetchall()
+
+    def unindex_story_items(self, rows: Iterable[tuple[int, int, Iterable[int]]]) -> int:
+        """Forget indexed items: ``(item_id, t, keys)`` rows; their stories and items stay."""
+        n = 0
+        for item_id, t, keys in rows:
+            self.conn.executemany("DELETE FROM story_keys WHERE key = ? AND t = ? AND item_id = ?",
+                                  [(k, t, item_id) for k in keys])
+            n += self.conn.execute("DELETE FROM story_items WHERE item_id = ?", (item_id,)).rowcount
+        return n
 
     def purge_story_index(self, cutoff: datetime) -> int:
         """Retention: index rows and fingerprints of items older than ``cutoff``."""
