@@ -27,17 +27,21 @@ What is compared (:func:`fingerprint`, :func:`similarity`)
 
 The score of an item against a story is its best score against the story's
 members retrieved from the index. Within one language it is the better of the
-text score and the mean of text and anchors; across languages the anchor score,
-or with translations the better of that and the translated text score. Two
-penalties keep different events on the same topic and day apart: different
-event words (a curfew vs deaths) and different non-year numbers.
+text score and the mean of text and anchors; across languages the anchor score
+(with at least :data:`MIN_SHARED_ANCHORS` shared), or with translations the
+better of that and the translated text score. Penalties keep different events
+on the same topic and day apart: different kinds of event (a curfew vs
+deaths), a stop vs a return (internet cut vs restored), different non-year
+numbers, and more than :data:`TIME_GRACE_HOURS` between the two reports.
 
 Cost stays flat as the store grows: candidates come from an index, never a
-scan. ``story_keys`` holds one row per (key, item) for the anchors and for
-MinHash LSH bands of the token sets, with the item's time; a lookup reads the
-most recent rows of at most :data:`MAX_QUERY_KEYS` keys inside the window, and
-at most :data:`MAX_CANDIDATES` candidate items are scored. Rows older than the
-window are deleted as the window slides.
+scan. ``story_keys`` holds one row per (key, time, item) for the anchors and
+for MinHash LSH bands of the token sets; a lookup reads the newest
+:data:`POSTINGS_PER_KEY` rows of at most :data:`MAX_QUERY_KEYS` anchors (the
+rarest) and of the bands inside the window, and scores the
+:data:`MAX_CANDIDATES` candidates sharing the most key weight. Every
+:data:`PRUNE_EVERY` assignments, up to :data:`PRUNE_ITEMS` items the window can
+no longer reach leave the index (:meth:`StoryIndex.prune`); their stories stay.
 
 Alert rule (:func:`grew_materially`): a reader gets one alert when a story
 first matches, and one update at most, when the story has grown materially:
@@ -79,7 +83,6 @@ LSH_ROWS = 2  # rows per band: 6 bands of 2 rows (pairs above a Jaccard of about
 BAND_WEIGHT = 1.0  # a shared LSH band counts like a common anchor when ranking candidates
 NAME_KEY_CHARS = 6  # name keys are cut to this many letters (crude cross-language stemming)
 GROWTH_WINDOW = timedelta(hours=1)
-
 
 
 # -- lexicons (written for this module) --------------------------------------------
