@@ -1317,7 +1317,8 @@ class Store:
         """Retention: delete what was first seen before ``cutoff``; keep the file compact.
 
         Items (and their matches), stories with no items left, delivered or
-        failed outbox rows, alert records, cached translations and cycle logs.
+        failed outbox rows, alert records of stories that are gone, cached
+        translations and cycle logs.
         Pending messages are never deleted.
         """
         c = iso(cutoff)
@@ -1329,7 +1330,10 @@ class Store:
                 "(SELECT 1 FROM items WHERE items.story_id = stories.id)", (c,)).rowcount
             counts["outbox"] = self.conn.execute(
                 "DELETE FROM outbox WHERE status IN ('sent', 'failed') AND created_at < ?", (c,)).rowcount
-            counts["alerts"] = self.conn.execute("DELETE FROM alerts WHERE sent_at < ?", (c,)).rowcount
+            # a story still alive keeps its alert records (else its next report would alert everyone again)
+            counts["alerts"] = self.conn.execute(
+                "DELETE FROM alerts WHERE sent_at < ? AND NOT EXISTS "
+                "(SELECT 1 FROM stories WHERE stories.id = alerts.story_id)", (c,)).rowcount
             counts["translations"] = self.conn.execute(
                 "DELETE FROM translations WHERE created_at < ?", (c,)).rowcount
             counts["cycles"] = self.conn.execute("DELETE FROM cycles WHERE started_at < ?", (c,)).rowcount
