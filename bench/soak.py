@@ -521,6 +521,40 @@ def make_config(db: Path, urls: list[str], base_url: str, token: str):
     return config_mod.from_dict(raw, path=db.parent / "config.toml", env={"TELEGRAM_BOT_TOKEN": token})
 
 
+def cache_entries() -> tuple[int, int]:
+    """Entries held / allowed by the bounded caches (functools.lru_cache) of bot.language and bot.stories."""
+    from bot import language, stories
+
+    held = allowed = 0
+    for module in (language, stories):
+        for obj in vars(module).values():
+            info = getattr(obj, "cache_info", None)
+            if callable(info):
+                ci = info()
+                held += ci.currsize
+                allowed += ci.maxsize or 0
+    return held, allowed
+
+
+def bookkeeping_mb(*containers) -> float:
+    """Rough size of this benchmark's own records (they live in the measured process too)."""
+    seen: set[int] = set()
+    total = 0
+    stack = list(containers)
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+    return total / 2 ** 20
+
+
 def db_bytes(db: Path) -> tuple[int, int]:
     main = db.stat().st_size
     wal = sum(p.stat().st_size for p in (db.with_name(db.name + "-wal"),) if p.exists())
@@ -676,7 +710,9 @@ async def soak(args) -> int:
                     "items": store.count("items"), "stories": store.count("stories"),
                     "outbox": store.count("outbox"), "alerts_rows": store.count("alerts"),
                     "purged": counts.get("items", 0) if end_of_day else 0,
-                    "elapsed": time.perf_counter() - wall,
+                    "elapsed": time.perf_counter() - wall, "caches": cache_entries()[0],
+                    "ours": bookkeeping_mb(expect.state, expect.alerts, expect.members, ledger.alerts,
+                                           ledger.alert_pairs, ledger.digests, rss, cycle_s),
                     "delivered": ledger.delivered_rows})
                 d = day_rows[-1]
                 print(f"  day {d['day']:.0f}: {d['elapsed']:.0f} s wall, db {d['main'] / 2**20:.1f} MB + wal "
@@ -723,10 +759,13 @@ async def soak(args) -> int:
     print("database per simulated day (after that day's retention run; retention keeps "
           f"{cfg.retention.days} days):")
     print(f"  {'day':>4} {'main MB':>8} {'wal MB':>7} {'items':>7} {'stories':>8} {'outbox':>7} "
-          f"{'alert rec':>9} {'purged':>7} {'RSS MB':>7}")
+          f"{'alert rec':>9} {'purged':>7} {'RSS MB':>7} {'lru entries':>11} {'bench MB':>8}")
     for d in day_rows:
         print(f"  {d['day']:>4.0f} {d['main'] / 2**20:>8.1f} {d['wal'] / 2**20:>7.1f} {d['items']:>7} "
-              f"{d['stories']:>8} {d['outbox']:>7} {d['alerts_rows']:>9} {d['purged']:>7} {d['rss']:>7.0f}")
+              f"{d['stories']:>8} {d['outbox']:>7} {d['alerts_rows']:>9} {d['purged']:>7} {d['rss']:>7.0f} "
+              f"{d['caches']:>11} {d['ours']:>8.1f}")
+    print(f"  (lru entries: held by the bounded word/hash caches of bot.language and bot.stories, at most "
+          f"{cache_entries()[1]}; bench MB: this file's own bookkeeping, part of the RSS)")
     base = first_day["main"] + first_day["wal"]
     end = last["main"] + last["wal"]
     st = steady["main"] + steady["wal"]
