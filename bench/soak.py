@@ -1,7 +1,11 @@
 """Soak benchmark: a simulated week of polls, alerts, digests and retention in minutes.
 
 Run: ``.venv/bin/python -m bench.soak`` (500 feeds, 1,000 readers, 7 days) or
-``.venv/bin/python -m bench.soak --quick`` (50 feeds, 100 readers, 3 days).
+``.venv/bin/python -m bench.soak --quick`` (50 feeds, 100 readers, 3 days);
+``--hours N`` stops after N hourly cycles. Time: on the shared 2-core
+development machine (load average about 7) a cycle of 500 feeds (about 1,000
+new items) took about 25 s, so the default week takes over an hour there;
+``--feeds 150`` runs the week in about 20 minutes.
 
 What runs, in this process: the real :class:`bot.service.Service` (pipeline,
 alert and digest planning, retention) with an injected clock that moves one
@@ -715,7 +719,7 @@ async def soak(args) -> int:
                                            ledger.alert_pairs, ledger.digests, rss, cycle_s),
                     "delivered": ledger.delivered_rows})
                 d = day_rows[-1]
-                print(f"  day {d['day']:.0f}: {d['elapsed']:.0f} s wall, db {d['main'] / 2**20:.1f} MB + wal "
+                print(f"  day {d['day']:g}: {d['elapsed']:.0f} s wall, db {d['main'] / 2**20:.1f} MB + wal "
                       f"{d['wal'] / 2**20:.1f} MB, items {d['items']}, RSS {d['rss']:.0f} MB, "
                       f"messages delivered so far {d['delivered']}", flush=True)
     wall = time.perf_counter() - wall
@@ -761,7 +765,7 @@ async def soak(args) -> int:
     print(f"  {'day':>4} {'main MB':>8} {'wal MB':>7} {'items':>7} {'stories':>8} {'outbox':>7} "
           f"{'alert rec':>9} {'purged':>7} {'RSS MB':>7} {'lru entries':>11} {'bench MB':>8}")
     for d in day_rows:
-        print(f"  {d['day']:>4.0f} {d['main'] / 2**20:>8.1f} {d['wal'] / 2**20:>7.1f} {d['items']:>7} "
+        print(f"  {d['day']:>4g} {d['main'] / 2**20:>8.1f} {d['wal'] / 2**20:>7.1f} {d['items']:>7} "
               f"{d['stories']:>8} {d['outbox']:>7} {d['alerts_rows']:>9} {d['purged']:>7} {d['rss']:>7.0f} "
               f"{d['caches']:>11} {d['ours']:>8.1f}")
     print(f"  (lru entries: held by the bounded word/hash caches of bot.language and bot.stories, at most "
@@ -770,7 +774,7 @@ async def soak(args) -> int:
     end = last["main"] + last["wal"]
     st = steady["main"] + steady["wal"]
     print(f"database size: end {end / 2**20:.1f} MB vs day 1 {base / 2**20:.1f} MB = {end / base:.2f}x; "
-          f"vs day {steady['day']:.0f} (retention in force) {st / 2**20:.1f} MB = {end / st:.2f}x "
+          f"vs day {steady['day']:g} (retention in force) {st / 2**20:.1f} MB = {end / st:.2f}x "
           "(target: bounded, ~1x once retention is in force)")
     print(f"RSS (this process: service, SQLite, sender): peak {peak:.0f} MB (ru_maxrss {hwm:.0f} MB), "
           f"final {rss[-1]:.0f} MB, after day 1 {first_day['rss']:.0f} MB, end/day-1 "
