@@ -283,6 +283,26 @@ def m007_stories_key_pruning(db: sqlite_utils.Database) -> None:
     db.executescript("DROP INDEX IF EXISTS story_keys_t;")
 
 
+@migrations()
+def m008_stories_keys_by_day(db: sqlite_utils.Database) -> None:
+    """story_keys ordered by day first: a poll's new rows land in today's part of the
+    table (fewer pages written per commit) and old days go as a range."""
+    db.executescript(
+        """
+        CREATE TABLE story_keys_new (
+            day INTEGER NOT NULL,              -- t // 86400
+            key INTEGER NOT NULL,
+            t INTEGER NOT NULL,
+            item_id INTEGER NOT NULL,
+            PRIMARY KEY (day, key, t, item_id)
+        ) WITHOUT ROWID;
+        INSERT INTO story_keys_new(day, key, t, item_id) SELECT t / 86400, key, t, item_id FROM story_keys;
+        DROP TABLE story_keys;
+        ALTER TABLE story_keys_new RENAME TO story_keys;
+        """
+    )
+
+
 # -- the store --------------------------------------------------------------
 
 
@@ -655,12 +675,15 @@ class Store:
         ``per_key`` of each key."""
         if not keys:
             return []
-        arm = ("SELECT * FROM (SELECT key, item_id FROM story_keys WHERE key = ? AND t BETWEEN ? AND ? "
-               "ORDER BY t DESC LIMIT ?)")
+        days = range(t_min // 86400, t_max // 86400 + 1)
+        # one arm per (day, key): each a plain range of the primary key, newest first
+        arm = ("SELECT * FROM (SELECT key, item_id FROM story_keys WHERE day = ? AND key = ? "
+               "AND t BETWEEN ? AND ? ORDER BY t DESC LIMIT ?)")
         params: list = []
         for k in keys:
-            params += (k, t_min, t_max, per_key)
-        return self.conn.execute(" UNION ALL ".join([arm] * len(keys)), params).fetchall()
+            for d in days:
+                params += (d, k, t_min, t_max, per_key)
+        return self.conn.execute(" UNION ALL ".join([arm] * (len(params) // 5)), params).fetchall()
 
     def indexed_items(self, item_ids: list[int]) -> list[tuple[int, int, int, str]]:
         """(item_id, story_id, t, packed fingerprint) of indexed items."""
@@ -692,8 +715,8 @@ class Store:
         """Record an item's fingerprint and index keys, and its story on the item row."""
         self.conn.execute("INSERT OR REPLACE INTO story_items(item_id, story_id, t, lang, fp) VALUES (?, ?, ?, ?, ?)",
                           (item_id, story_id, t, lang, packed))
-        self.conn.executemany("INSERT OR IGNORE INTO story_keys(key, t, item_id) VALUES (?, ?, ?)",
-                              [(k, t, item_id) for k in set(keys)])
+        self.conn.executemany("INSERT OR IGNORE INTO story_keys(day, key, t, item_id) VALUES (?, ?, ?, ?)",
+                              [(t // 86400, k, t, item_id) for k in set(keys)])
         self.conn.execute("UPDATE items SET story_id = ? WHERE id = ?", (story_id, item_id))
 
     def _feed_name(self, feed_id: int) -> str:
@@ -779,8 +802,8 @@ class Store:
         """Forget indexed items: ``(item_id, t, keys)`` rows; their stories and items stay."""
         n = 0
         for item_id, t, keys in rows:
-            self.conn.executemany("DELETE FROM story_keys WHERE key = ? AND t = ? AND item_id = ?",
-                                  [(k, t, item_id) for k in keys])
+            self.conn.executemany("DELETE FROM story_keys WHERE day = ? AND key = ? AND t = ? AND item_id = ?",
+                                  [(t // 86400, k, t, item_id) for k in keys])
             n += self.conn.execute("DELETE FROM story_items WHERE item_id = ?", (item_id,)).rowcount
         return n
 
@@ -788,7 +811,7 @@ class Store:
         """Retention: index rows and fingerprints of items older than ``cutoff``."""
         t = int(cutoff.timestamp())
         with self.conn:
-            n = self.conn.execute("DELETE FROM story_keys WHERE t < ?", (t,)).rowcount
+            n = self.conn.execute("DELETE FROM story_keys WHERE day <= ? AND t < ?", (t // 86400, t)).rowcount
             n += self.conn.execute("DELETE FROM story_items WHERE t < ?", (t,)).rowcount
         return n
 

@@ -74,7 +74,7 @@ NUMBER_CONFLICT = 0.8  # factor when both carry numbers and share none
 TIME_GRACE_HOURS = 12  # items further apart than this need more in common
 TIME_HALF_HOURS = 48
 MAX_QUERY_KEYS = 10  # rarest anchors looked up per item
-POSTINGS_PER_KEY = 24  # most recent index rows read per key
+POSTINGS_PER_KEY = 24  # most recent index rows read per key and day
 MAX_CANDIDATES = 12  # candidate items scored per item (those sharing the most key weight)
 PRUNE_EVERY = 100  # assignments between two prunes of the index
 PRUNE_ITEMS = 200  # items taken out of the index at most per prune (twice what arrived meanwhile)
@@ -774,6 +774,7 @@ class StoryIndex:
         self._loaded = False
         self._assigned = 0
         self._last_prune = 0
+        self._newest_t = 0  # the latest item time indexed (nothing lies beyond it)
 
     # -- public -------------------------------------------------------------
 
@@ -817,6 +818,7 @@ class StoryIndex:
                 conn.rollback()
             raise
         item.story_id = story_id
+        self._newest_t = max(self._newest_t, t)
         self._remember(item.id, story_id, t, fp, norms, self.weights.version)
         self.weights.add(self._weight_keys(fp), t // 86400)
         self._assigned += 1
@@ -871,6 +873,7 @@ class StoryIndex:
         newest = self.store.newest_indexed_time()
         if newest is None:
             return
+        self._newest_t = max(self._newest_t, newest)
         for item_id, story_id, t, packed in self.store.indexed_items_since(newest - self.window_s - 86400):
             fp = _unpack(packed)
             self.weights.add(self._weight_keys(fp), t // 86400)
@@ -902,7 +905,8 @@ class StoryIndex:
             query[b] = BAND_WEIGHT
         if not query:
             return None, 0.0
-        hits = self.store.story_key_hits(list(query), t - self.window_s, t + self.window_s, POSTINGS_PER_KEY)
+        t_max = min(t + self.window_s, max(t, self._newest_t))
+        hits = self.store.story_key_hits(list(query), t - self.window_s, t_max, POSTINGS_PER_KEY)
         if not hits:
             return None, 0.0
         # rank candidates by the weight of the keys they share with the item
