@@ -728,8 +728,9 @@ class Store:
         return {"text": item.title, "lang": item.lang, "source_lang": item.lang, "translated": False,
                 "item_id": item.id}
 
-    def create_story(self, item: Item, when: datetime, translation: str | None = None) -> int:
-        """A new story of one item; returns its id."""
+    def create_story(self, item: Item, when: datetime, translation: str | None = None,
+                     feed_name: str | None = None) -> int:
+        """A new story of one item; returns its id. ``feed_name`` saves looking the feed up."""
         headlines = {item.lang: self._headline_entry(item)}
         if translation and item.lang != "en" and translation.strip():
             headlines["en"] = {"text": translation.strip(), "lang": "en", "source_lang": item.lang,
@@ -738,11 +739,12 @@ class Store:
             "INSERT INTO stories(first_seen, last_seen, item_count, headline, headline_lang, langs, sources, "
             "headlines, first_item) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)",
             (iso(when), iso(when), item.title, item.lang, item.lang,
-             json.dumps([self._feed_name(item.feed_id)], ensure_ascii=False),
+             json.dumps([feed_name or self._feed_name(item.feed_id)], ensure_ascii=False),
              json.dumps(headlines, ensure_ascii=False), item.id),
         ).lastrowid
 
-    def add_to_story(self, story_id: int, item: Item, when: datetime, translation: str | None = None) -> int | None:
+    def add_to_story(self, story_id: int, item: Item, when: datetime, translation: str | None = None,
+                     feed_name: str | None = None) -> int | None:
         """Fold an item into a story's row (times, count, sources, languages, headlines); the new
         size, or None when there is no such story (any more)."""
         row = self.conn.execute(
@@ -755,7 +757,7 @@ class Store:
         if item.lang not in langs:
             langs.append(item.lang)
         sources = json.loads(row[4] or "[]")
-        name = self._feed_name(item.feed_id)
+        name = feed_name or self._feed_name(item.feed_id)
         if name not in sources:
             sources.append(name)
         headlines = json.loads(row[5] or "{}")

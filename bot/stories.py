@@ -489,7 +489,7 @@ class Weights:
 
     def __init__(self, window_hours: float):
         self.window_days = max(1, math.ceil(window_hours / 24)) + 1
-        self.days: dict[int, Counter] = {}
+        self.days: dict[int, list[list[str]]] = {}  # day -> the key lists added that day
         self.day_items: Counter = Counter()
         self.total: Counter = Counter()
         self.items = 0
@@ -500,14 +500,17 @@ class Weights:
         keys = list(keys)
         if self.newest_day is not None and day < self.newest_day - self.window_days:
             return  # older than anything the window still counts
-        self.days.setdefault(day, Counter()).update(keys)
-        self.total.update(keys)
+        self.days.setdefault(day, []).append(keys)
+        total = self.total
+        for k in keys:
+            total[k] = total.get(k, 0) + 1
         self.day_items[day] += 1
         self.items += 1
         if self.newest_day is None or day > self.newest_day:
             self.newest_day = day
             for old in [d for d in self.days if d < day - self.window_days]:
-                self.total.subtract(self.days.pop(old))
+                for dropped in self.days.pop(old):
+                    self.total.subtract(dropped)
                 self.items -= self.day_items.pop(old)
                 for k in [k for k, v in self.total.items() if v <= 0]:
                     del self.total[k]
@@ -775,6 +778,7 @@ class StoryIndex:
         self._assigned = 0
         self._last_prune = 0
         self._newest_t = 0  # the latest item time indexed (nothing lies beyond it)
+        self._feed_names: dict[int, str] = {}
 
     # -- public -------------------------------------------------------------
 
@@ -801,12 +805,13 @@ class StoryIndex:
         own_tx = not conn.in_transaction
         try:
             size = None
+            feed_name = self._feed_name(item.feed_id)
             if best_story is not None:
-                size = self.store.add_to_story(best_story, item, when, translation)
+                size = self.store.add_to_story(best_story, item, when, translation, feed_name)
                 if size is None:  # the story is gone (retention): start afresh
                     log.warning("story missing story=%s item=%s", best_story, item.id)
             if size is None:
-                story_id = self.store.create_story(item, when, translation)
+                story_id = self.store.create_story(item, when, translation, feed_name)
                 size, is_new, score = 1, True, 1.0
             else:
                 story_id, is_new, score = best_story, False, best_score
@@ -827,6 +832,18 @@ class StoryIndex:
             self.prune(_epoch(now) - 2 * self.window_s, PRUNE_ITEMS)
         log.debug("story assigned item=%s story=%s new=%s score=%.2f", item.id, story_id, is_new, score)
         return Assignment(story_id=story_id, is_new=is_new, size=size, score=score)
+
+    def _feed_name(self, feed_id: int) -> str | None:
+        """A feed's name, remembered for a while (a renamed feed shows its new name soon)."""
+        if self._assigned % 1000 == 0:
+            self._feed_names.clear()
+        name = self._feed_names.get(feed_id)
+        if name is None:
+            feed = self.store.feed(feed_id)
+            name = feed.name if feed is not None else None
+            if name is not None:
+                self._feed_names[feed_id] = name
+        return name
 
     def prune(self, t_before: int, limit: int) -> int:
         """Forget (from the index only) up to ``limit`` of the oldest items with a time before
