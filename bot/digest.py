@@ -67,7 +67,8 @@ def gather_stories(store, reader: Reader, since: datetime | None, now: datetime,
         words = [reader.watch[int(t[6:])] for t in dict.fromkeys(r["topic"] for r in ordered)
                  if t.startswith("watch:") and int(t[6:]) in reader.watch]
         why: list[str] = []
-        for r in ordered:
+        # the words as the reader's own-language reports have them come first
+        for r in sorted(ordered, key=lambda r: r["lang"] != reader.lang):
             for term in r["terms"]:
                 if term not in why:
                     why.append(term)
