@@ -3,9 +3,10 @@
 Run: ``.venv/bin/python -m bench.soak`` (500 feeds, 1,000 readers, 7 days) or
 ``.venv/bin/python -m bench.soak --quick`` (50 feeds, 100 readers, 3 days);
 ``--hours N`` stops after N hourly cycles. Time: on the shared 2-core
-development machine (load average about 7) a cycle of 500 feeds (about 1,000
-new items) took about 25 s, so the default week takes over an hour there;
-``--feeds 150`` runs the week in about 20 minutes.
+development machine a cycle of 500 feeds (about 1,000 new items) took a median
+of about 10 s when the machine was otherwise idle and about 25 s at a load
+average of 7, so the default week takes half an hour to over an hour there;
+``--feeds 150`` runs the week in 15-20 minutes.
 
 What runs, in this process: the real :class:`bot.service.Service` (pipeline,
 alert and digest planning, retention) with an injected clock that moves one
