@@ -48,7 +48,7 @@ def gather_stories(store, reader: Reader, since: datetime | None, now: datetime,
     """
     topic_names = topic_names or {}
     keys = list(reader.topics) + [f"watch:{wid}" for wid in reader.watch]
-    rows = store.matched_rows(keys, since, now)
+    rows = store.matched_rows(keys, since, now, story_ids)
     per_story: dict[int, list[dict]] = defaultdict(list)
     for row in rows:
         if row["story_id"] is None:

@@ -1276,18 +1276,26 @@ class Store:
 
     # -- digests and alerts: what a reader gets (service) --------------------
 
-    def matched_rows(self, topics: Iterable[str], since: datetime | None, until: datetime) -> list[dict]:
-        """Matches of these topic ids (or ``watch:<id>``) on items first seen in (since, until]."""
+    def matched_rows(self, topics: Iterable[str], since: datetime | None, until: datetime,
+                     story_ids: Iterable[int] | None = None) -> list[dict]:
+        """Matches of these topic ids (or ``watch:<id>``) on items first seen in (since, until],
+        of these stories only when ``story_ids`` is given."""
         topics = list(topics)
         if not topics:
             return []
         marks = ",".join("?" * len(topics))
+        story_filter, story_params = "", ()
+        if story_ids is not None:
+            story_params = tuple(story_ids)
+            story_filter = f" AND i.story_id IN ({','.join('?' * len(story_params))})"
+            if not story_params:
+                return []
         cur = self.conn.execute(
             "SELECT m.topic, m.score, m.terms, i.id AS item_id, i.story_id, i.title, i.summary, i.lang, i.url, "
             "i.fetched, i.published, f.name AS feed_name "
             "FROM matches m JOIN items i ON i.id = m.item_id JOIN feeds f ON f.id = i.feed_id "
-            f"WHERE m.topic IN ({marks}) AND i.fetched > ? AND i.fetched <= ? ORDER BY i.fetched",
-            (*topics, iso(since) if since else "", iso(until)),
+            f"WHERE m.topic IN ({marks}) AND i.fetched > ? AND i.fetched <= ?{story_filter} ORDER BY i.fetched",
+            (*topics, iso(since) if since else "", iso(until), *story_params),
         )
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, r)) for r in cur]

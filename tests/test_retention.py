@@ -59,3 +59,18 @@ def test_file_size_stays_bounded_under_a_steady_load(store, db_path):
     assert store.count("items") == 4 * 200  # days 6-9: the cutoff day itself is kept
     # after the window fills (day 4), the file may not keep growing with each day
     assert max(sizes[5:]) <= sizes[4] * 1.25, sizes
+
+
+def test_alert_records_live_as_long_as_their_story(store):
+    """A story still reported after the retention age keeps its alert records, so its next
+    report does not alert its readers again; the records of a story that is gone go."""
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    [old_item] = add_items(store, 1, now - timedelta(days=40), "gone")
+    [alive_item] = add_items(store, 1, now - timedelta(days=1), "alive")
+    gone_story, alive_story = store.item(old_item).story_id, store.item(alive_item).story_id
+    with store.conn:
+        store.record_alert(1, gone_story, sources=1, langs="en", updates=0, now=now - timedelta(days=40))
+        store.record_alert(1, alive_story, sources=1, langs="en", updates=0, now=now - timedelta(days=40))
+    store.purge_older_than(now - timedelta(days=30))
+    assert store.alert_record(1, alive_story) is not None
+    assert store.alert_record(1, gone_story) is None
