@@ -104,6 +104,7 @@ STRINGS: dict[str, dict[str, str]] = {
             "/unwatch &lt;words&gt; — stop watching words\n"
             "/watchlist — your watch words and their forms in other languages\n"
             "/digest — send my digest now\n"
+            "/trend [topic] [days] — a chart of stories per day\n"
             "/settings — digest time, time zone, language, alerts or digest, quiet hours\n"
             "/stop — unsubscribe and delete my data\n\n"
             "In a group only the group's admins change settings."
@@ -222,6 +223,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "cmd_watchlist": "Your watch words",
         "cmd_digest": "Send my digest now",
         "cmd_settings": "Digest time, time zone, language, mode",
+        "cmd_trend": "Chart of stories per topic per day",
+        "trend_usage": "Usage: /trend [topic] [days], e.g. <code>/trend kz-unrest 30</code> (days 1-90).",
+        "trend_caption": "Matched stories per day, last {days} days",
         "cmd_stop": "Unsubscribe and delete my data",
     },
     "ru": {
@@ -240,6 +244,7 @@ STRINGS: dict[str, dict[str, str]] = {
             "/unwatch &lt;слова&gt; — перестать следить за словами\n"
             "/watchlist — ваши слова и их формы на других языках\n"
             "/digest — прислать дайджест сейчас\n"
+            "/trend [тема] [дни] — график сюжетов по дням\n"
             "/settings — время дайджеста, часовой пояс, язык, режим, тихие часы\n"
             "/stop — отписаться и удалить мои данные\n\n"
             "В группе настройки меняют только её администраторы."
@@ -356,6 +361,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "cmd_watchlist": "Ваши слова",
         "cmd_digest": "Прислать дайджест сейчас",
         "cmd_settings": "Время, часовой пояс, язык, режим",
+        "cmd_trend": "График сюжетов по темам и дням",
+        "trend_usage": "Формат: /trend [тема] [дни], например <code>/trend kz-unrest 30</code> (от 1 до 90 дней).",
+        "trend_caption": "Сюжеты по дням за последние {days} дн.",
         "cmd_stop": "Отписаться и удалить данные",
     },
     "kk": {
@@ -375,6 +383,7 @@ STRINGS: dict[str, dict[str, str]] = {
             "/unwatch &lt;сөздер&gt; — сөздерді бақылауды тоқтату\n"
             "/watchlist — сөздеріңіз және олардың басқа тілдердегі нұсқалары\n"
             "/digest — дайджестті қазір жіберу\n"
+            "/trend [тақырып] [күн] — күндік сюжеттер графигі\n"
             "/settings — дайджест уақыты, уақыт белдеуі, тіл, режим, тыныш сағаттар\n"
             "/stop — жазылымды тоқтатып, деректерімді өшіру\n\n"
             "Топта баптауларды тек топ әкімшілері өзгертеді."
@@ -495,6 +504,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "cmd_watchlist": "Бақылау сөздеріңіз",
         "cmd_digest": "Дайджестті қазір жіберу",
         "cmd_settings": "Уақыт, белдеу, тіл, режим",
+        "cmd_trend": "Тақырыптар бойынша күндік сюжеттер графигі",
+        "trend_usage": "Пішімі: /trend [тақырып] [күн], мысалы <code>/trend kz-unrest 30</code> (1-ден 90 күнге дейін).",
+        "trend_caption": "Соңғы {days} күндегі сюжеттер",
         "cmd_stop": "Жазылымды тоқтатып, деректерді өшіру",
     },
 }

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import logging
 import re
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 USER_COMMANDS = ("start", "help", "topics", "subscribe", "unsubscribe", "watch", "unwatch", "watchlist",
-                 "digest", "settings", "stop")
+                 "digest", "settings", "trend", "stop")
 ADMIN_COMMANDS = ("stats", "feeds", "addfeed", "removefeed")
 MODES = ("instant", "digest", "both")
 WATCH_LIMIT = 50  # watch words per chat
@@ -518,6 +519,35 @@ class NewsBot:
             log.exception("digest now failed chat=%s", chat.chat_id)
             queued = 0
         await self.reply(update, t(lang, "digest_queued" if queued else "digest_unavailable"))
+
+    async def cmd_trend(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A PNG chart of matched stories per topic per day, by language: /trend [topic] [days]."""
+        from .trend import local_day, render_trend
+
+        chat = self.chat_of(update)
+        lang = self.lang_of(chat.chat_id)
+        topic, days = None, 14
+        for arg in _command_args(update).split():
+            if arg.isdigit():
+                days = int(arg)
+            elif self.cfg.topic(arg.lower()) is not None:
+                topic = arg.lower()
+            else:
+                await self.reply(update, t(lang, "trend_usage"))
+                return
+        if not 1 <= days <= 90:
+            await self.reply(update, t(lang, "trend_usage"))
+            return
+        sub = self.store.subscriber(chat.chat_id)
+        tz = sub.timezone if sub else self.cfg.digest.timezone
+        offset, today = local_day(tz, self.clock())
+        rows = self.store.trend_rows(days, topic=topic, now=self.clock(), utc_offset_minutes=offset)
+        names = {x.id: x.name for x in self.cfg.topics if topic is None or x.id == topic}
+        buffer = io.BytesIO()
+        # matplotlib is slow and blocking: off the event loop (the store was read above, on it)
+        await asyncio.to_thread(render_trend, rows, names, days, buffer, end=today)
+        await update.get_bot().send_photo(chat.chat_id, photo=buffer.getvalue(),
+                                          caption=i18n.t_plain(lang, "trend_caption", days=days))
 
     async def cmd_settings(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Show the settings, or change one: time, tz, lang, mode, quiet, empty."""

@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 
 from bot import i18n
-from bot.models import Item, utcnow
+from bot.models import Item, Match, utcnow
 from bot.telegram import build_application, post_init
 from tests import htmlcheck
 from tests.botapi import BotAPIServer
@@ -136,7 +136,7 @@ async def test_start_welcomes_with_topic_buttons_and_creates_the_subscriber(bot_
                           digest={"time": "07:15", "timezone": "Europe/Moscow"})
     menu = h.server.commands()
     assert [c["command"] for c in menu] == ["start", "help", "topics", "subscribe", "unsubscribe", "watch",
-                                            "unwatch", "watchlist", "digest", "settings", "stop"]
+                                            "unwatch", "watchlist", "digest", "settings", "trend", "stop"]
     assert h.server.commands(language_code="kk")[0]["description"] == i18n.t_plain("kk", "cmd_start")
 
     [reply] = await h.say(USER, "/start")
@@ -342,6 +342,25 @@ async def test_digest_calls_the_hook(bot_env):
     [r] = await h.say(USER, "/digest")
     assert h.calls == [("digest_now", USER)]
     assert r["plain"] == htmlcheck.check(i18n.t("en", "digest_queued"))
+
+
+async def test_trend_sends_a_png_chart_and_refuses_bad_arguments(bot_env):
+    h = bot_env
+    now = utcnow()
+    _seed_items(h.store, now)
+    with h.store.conn:
+        for item_id in (1, 2, 3):
+            h.store.save_matches(item_id, [Match("kz-unrest", 1.0, ["митинг"])])
+    before = len(h.server.sent(USER))
+    h.server.push_message(USER, "/trend kz-unrest 7")
+    await h.server.wait_for_async(lambda: len(h.server.sent(USER)) > before, 30)
+    [photo] = h.server.sent(USER)[before:]
+    assert photo["method"] == "sendPhoto"
+    assert photo["photo_bytes"][:8] == b"\x89PNG\r\n\x1a\n" and len(photo["photo_bytes"]) > 5000
+    assert "7" in photo["caption"]
+    for bad in ("/trend nosuchtopic", "/trend 0", "/trend 365"):
+        [r] = await h.say(USER, bad)
+        assert "/trend" in r["plain"]
 
 
 async def test_stop_forgets_everything(bot_env):
