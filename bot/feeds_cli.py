@@ -98,7 +98,7 @@ def _read(path: str) -> bytes:
 
 
 def trend_command(cfg: Config, args, out=None) -> int:
-    from .trend import render_trend
+    from .trend import local_day, render_trend
 
     out = out or sys.stdout
     if args.days < 1 or args.days > 366:
@@ -106,8 +106,13 @@ def trend_command(cfg: Config, args, out=None) -> int:
     names = {t.id: t.name for t in cfg.topics}
     if args.topic and args.topic not in names:
         raise NewsBotError(f"trend: unknown topic {args.topic!r} (topics: {', '.join(names)})")
+    offset, today = local_day(cfg.digest.timezone)  # days as the readers' default time zone counts them
     with Store(cfg.storage.path) as store:
-        rows = store.trend_rows(args.days, topic=args.topic)
-    render_trend(rows, names if not args.topic else {args.topic: names[args.topic]}, args.days, args.out)
+        rows = store.trend_rows(args.days, topic=args.topic, utc_offset_minutes=offset)
+    try:
+        render_trend(rows, names if not args.topic else {args.topic: names[args.topic]}, args.days, args.out,
+                     end=today)
+    except OSError as exc:
+        raise NewsBotError(f"trend: cannot write {args.out}: {exc.strerror}") from None
     print(f"wrote {args.out}", file=out)
     return 0
