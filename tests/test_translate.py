@@ -168,7 +168,9 @@ async def test_libre_sends_the_key_when_configured(tmp_path, store):
 
 
 def test_google_endpoint_follows_url(tmp_path, store):
-    cases = {"": "https://translate.google.com/m", "http://127.0.0.1:8080": "http://127.0.0.1:8080/m",
+    from bot.translate import GOOGLE_DEFAULT_URL
+
+    cases = {"": GOOGLE_DEFAULT_URL, "http://127.0.0.1:8080": "http://127.0.0.1:8080/m",
              "http://proxy.local/google/m": "http://proxy.local/google/m"}
     for url, expected in cases.items():
         t = make_translator(tmp_path, store, url=url) if url else make_translator(tmp_path, store)
