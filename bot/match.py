@@ -273,7 +273,16 @@ class Matcher:
 
     def match(self, title: str, summary: str, lang: str) -> list[Match]:
         """Topic and watch-word matches of one item, best score first."""
+        return self._matches(self._scan(title or "", summary or "", lang))
+
+    def match_with_concepts(self, title: str, summary: str, lang: str) -> tuple[list[Match], set[str]]:
+        """``(match(...), concepts(...))`` of one item from a single scan of its text."""
         found = self._scan(title or "", summary or "", lang)
+        concepts = self._concepts(found)
+        return self._matches(found), concepts
+
+    def _matches(self, found: dict) -> list[Match]:
+        """The matches of a :meth:`_scan` result (consumes its words entry)."""
         if not found:
             return []
         ws = found.pop(_WORDS)
@@ -326,8 +335,12 @@ class Matcher:
         in English, Russian and Kazakh yields the same ids. Groups with
         ``concept = ""`` are left out.
         """
+        return self._concepts(self._scan(title or "", summary or "", lang))
+
+    def _concepts(self, found: dict) -> set[str]:
+        """The concept ids of a :meth:`_scan` result (leaves it as it is)."""
         out: set[str] = set()
-        for key in self._scan(title or "", summary or "", lang):
+        for key in found:
             if key is _WORDS or key < 0:
                 continue
             tg, part = divmod(key, 256)

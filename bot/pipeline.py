@@ -218,13 +218,20 @@ class Pipeline:
                             guid=entry.guid)
                 if self.store.insert_item(item) is None:
                     continue
-                matches = self.matcher.match(item.title, item.summary, item.lang) if self.matcher else []
+                concepts: set[str] = set()
+                if not self.matcher:
+                    matches = []
+                elif self.stories is not None and hasattr(self.matcher, "match_with_concepts"):
+                    # one scan of the text gives both
+                    matches, concepts = self.matcher.match_with_concepts(item.title, item.summary, item.lang)
+                else:
+                    matches = self.matcher.match(item.title, item.summary, item.lang)
+                    if self.stories is not None:
+                        concepts = self.matcher.concepts(item.title, item.summary, item.lang)
                 if matches:
                     self.store.save_matches(item.id, matches)
                 new = NewItem(item=item, feed_name=feed.name, matches=matches)
                 if self.stories is not None:
-                    concepts = (self.matcher.concepts(item.title, item.summary, item.lang)
-                                if self.matcher else set())
                     translation = None
                     if self.translator is not None and item.lang != "en":
                         translation = self.translator.cached(item.title, item.lang, "en")

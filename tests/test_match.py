@@ -237,3 +237,20 @@ def test_f1_table_can_fail():
     fake = [dict(i, topics=["t"]) if i["lang"] == "en" and i["topics"] else i for i in items]
     table = f1_table(small_topic(), fake, ["t"])
     assert table[("t", "en")] < F1_FLOOR
+
+
+def test_match_with_concepts_equals_match_and_concepts_apart():
+    cfg = config_mod.load(ROOT / "config.toml")
+    words = [WatchWord(id=1, chat_id=1, word="Almaty", expansions={})]
+    matcher = Matcher(cfg.topics, words)
+    items = load_dev() + [{"title": "", "summary": "", "lang": "en"}]
+    with_concepts = 0
+    for item in items:
+        args = (item["title"], item["summary"], item["lang"])
+        matches, concepts = matcher.match_with_concepts(*args)
+        assert matches == matcher.match(*args)
+        assert concepts == matcher.concepts(*args)
+        with_concepts += bool(concepts and matches)
+    assert with_concepts  # the set exercises items with both matches and concepts
+    with pytest.raises(ValueError):
+        matcher.match_with_concepts("x", "", "de")
