@@ -22,9 +22,6 @@ from pathlib import Path
 from . import config as config_mod
 from .models import utcnow
 
-SAMPLE_LANGS = {"en": "en", "ru": "ru", "kk": "kk"}
-
-
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep the demo's output readable
         pass

@@ -216,13 +216,21 @@ def digest_now(store: Store, cfg: Config, chat_id: int, service: Service | None 
     translate = service._cached if service else None
     messages = alerts.digest_messages(store, cfg, alerts.Reader(**{**reader.__dict__, "skip_empty": False}),
                                       since, now, translate)
-    with store.conn:
-        for i, text in enumerate(messages):
-            store.enqueue(chat_id, "digest", text, dedup_key=f"digest:{chat_id}:manual:{iso(now)}:{i}",
-                          disable_preview=True)
+    queue_manual_digest(store, chat_id, messages, now)
     if service is not None and service.sender is not None:
         service.sender.wake()
     return len(messages)
+
+
+def queue_manual_digest(store: Store, chat_id: int, messages: list[str], now: datetime) -> int:
+    """Queue a digest asked for now (/digest, the digest verb); returns the messages queued."""
+    queued = 0
+    with store.conn:
+        for i, text in enumerate(messages):
+            if store.enqueue(chat_id, "digest", text, dedup_key=f"digest:{chat_id}:manual:{iso(now)}:{i}",
+                             disable_preview=True):
+                queued += 1
+    return queued
 
 
 # -- digest verb ------------------------------------------------------------------
@@ -259,11 +267,7 @@ def digest_command(cfg: Config, chat_id: int | None = None, dry_run: bool = Fals
             if dry_run:
                 printed.extend(messages)
                 continue
-            with store.conn:
-                for i, text in enumerate(messages):
-                    if store.enqueue(chat, "digest", text, dedup_key=f"digest:{chat}:manual:{iso(now)}:{i}",
-                                     disable_preview=True):
-                        sent += 1
+            sent += queue_manual_digest(store, chat, messages, now)
         if dry_run:
             out.write("\n-----\n".join(printed) + "\n")
             return 0

@@ -340,10 +340,6 @@ class Store:
     def conn(self) -> sqlite3.Connection:
         return self.db.conn
 
-    def transaction(self):
-        """``with store.transaction():`` commits on success, rolls back on error."""
-        return self.conn
-
     # -- key/value ---------------------------------------------------------
 
     def get_kv(self, key: str, default: str | None = None) -> str | None:
@@ -536,9 +532,6 @@ class Store:
         return Item(feed_id=r[0], key=r[1], url=r[2], title=r[3], summary=r[4], lang=r[5],
                     published=from_iso(r[6]), fetched=from_iso(r[7]), content_hash=r[8], guid=r[9],
                     id=r[10], story_id=r[11])
-
-    def set_item_story(self, item_id: int, story_id: int) -> None:
-        self.conn.execute("UPDATE items SET story_id = ? WHERE id = ?", (story_id, item_id))
 
     def count(self, table: str, where: str = "", params: tuple = ()) -> int:
         return self.conn.execute(f"SELECT count(*) FROM {table} {where}", params).fetchone()[0]

@@ -45,7 +45,7 @@ from . import i18n, render
 from .config import Config
 from .delivery import retry_after_seconds
 from .errors import NewsBotError
-from .i18n import Html, t
+from .i18n import t
 from .models import LANGS, Subscriber, utcnow
 from .store import Store
 
