@@ -148,14 +148,9 @@ def _config(db: Path, urls: list[str]):
 async def _cycle(store, cfg, bare: bool = False):
     from bot.pipeline import Pipeline
 
-    if bare:  # fetch, parse, dedupe, language, store: no matcher, no stories
-        return await Pipeline(store, cfg).run_cycle(force=True)
-    try:
-        pipeline = Pipeline.from_config(store, cfg)
-    except (ImportError, AttributeError) as exc:  # a stage not in the tree yet
-        print(f"note: whole pipeline unavailable ({exc}); running without matcher/stories")
-        pipeline = Pipeline(store, cfg)
-    return await pipeline.run_cycle(force=True)
+    pipeline = Pipeline(store, cfg) if bare else Pipeline.from_config(store, cfg)
+    with pipeline:
+        return await pipeline.run_cycle(force=True)
 
 
 def _fetch_parse_only(urls: list[str], poll, workers: int) -> tuple[float, int]:

@@ -188,11 +188,11 @@ def cmd_poll(args) -> int:
     cfg = load_config(args)
     with Store(cfg.storage.path) as store:
         store.sync_feeds(cfg.feeds)
-        pipeline = Pipeline.from_config(store, cfg)
         progress = None
         if not args.json:
             progress = _progress_printer()
-        report = asyncio.run(pipeline.run_cycle(force=True, progress=progress))
+        with Pipeline.from_config(store, cfg) as pipeline:
+            report = asyncio.run(pipeline.run_cycle(force=True, progress=progress))
     if args.json:
         out = sys.stdout
         for new in report.new_items:

@@ -73,6 +73,7 @@ class PollConfig:
     backoff_max_seconds: int = 6 * 3600
     user_agent: str = USER_AGENT
     alert_max_age_hours: int = 48  # older items are stored and matched, not alerted
+    workers: int = 2  # processes that parse and analyse feed bodies (0: all in the main process)
 
 
 @dataclass(frozen=True)
@@ -215,12 +216,18 @@ def _simple(raw: dict, name: str, cls: type, checks: dict[str, Callable[[Any, st
         if kind is tuple:
             kind = list
         value = _get(table, key, f"{name}.", kind, default)
-        if kind in (int, float) and key not in ("alert_max_age_hours",):
+        if kind in (int, float) and key not in ("alert_max_age_hours", "workers"):
             _positive(value, f"{name}.{key}")
         if checks and key in checks:
             value = checks[key](value, f"{name}.{key}")
         values[key] = value
     return cls(**values)
+
+
+def _workers(value: int, key: str) -> int:
+    if not 0 <= value <= 64:
+        raise ConfigError(key, f"must be between 0 and 64 (0 parses in the main process), not {value}")
+    return value
 
 
 # -- the loader -------------------------------------------------------------
@@ -289,7 +296,7 @@ def from_dict(raw: dict, path: Path = Path(DEFAULT_PATH), env: dict[str, str] | 
         api_key = env.get(translation.api_key_env) or None
     translation = TranslationConfig(**{**translation.__dict__, "api_key": api_key})
 
-    poll = _simple(raw, "poll", PollConfig)
+    poll = _simple(raw, "poll", PollConfig, {"workers": _workers})
     if poll.min_interval_seconds > poll.max_interval_seconds:
         raise ConfigError("poll.min_interval_seconds", "must not be greater than poll.max_interval_seconds")
     digest = _simple(raw, "digest", DigestConfig, {"time": _hhmm, "timezone": _tz})

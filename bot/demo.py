@@ -88,8 +88,8 @@ def _run(cfg, out, kept: Path | None) -> int:
           f"{len(cfg.topics)} topics, translation off\n", file=out)
     with Store(cfg.storage.path) as store:
         store.sync_feeds(cfg.feeds)
-        pipeline = Pipeline.from_config(store, cfg)
-        report = asyncio.run(pipeline.run_cycle(force=True))
+        with Pipeline.from_config(store, cfg) as pipeline:
+            report = asyncio.run(pipeline.run_cycle(force=True))
         langs = Counter(n.item.lang for n in report.new_items)
         matched = report.matched
         stories = {n.story_id for n in report.new_items}

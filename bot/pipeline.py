@@ -1,20 +1,36 @@
 """One poll cycle: fetch -> parse -> dedupe -> detect -> match -> store -> story.
 
 The pipeline is the one place that knows every stage. Stages are passed in (or
-built from the config) so tests and benchmarks can swap any of them; the store
-is touched only from the event-loop thread, and the blocking parser runs in an
-executor.
+built from the config) so tests and benchmarks can swap any of them.
+
+Where the work runs: fetching is asynchronous on the event loop; the store is
+touched only from the event-loop thread, between two awaits, so one feed's
+writes never interleave with another's. The CPU-bound, store-free work runs
+in ``[poll] workers`` child processes: parsing a body, and for the entries not
+seen before, language detection, topic and watch-word matching and the story
+fingerprint. That keeps the event loop (and the Telegram bot on it) responsive
+during a large cycle, and puts a second core to work. Starting the processes
+costs about a second, so a cycle of fewer than :data:`POOL_MIN_FEEDS` feeds is
+parsed and analysed in this process until the pool exists; ``workers = 0``
+never starts it. A worker that dies takes only its job with it: the job runs
+again here and the pool is rebuilt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import inspect
 import logging
+import multiprocessing
+import pickle
 import random
-from concurrent.futures import Executor, ThreadPoolExecutor
+import signal
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable, Sequence
 
 from . import fetch as fetch_mod
 from . import language, parse
@@ -67,22 +83,103 @@ class CycleReport:
 
 ProgressFn = Callable[[int, int, FeedReport], None]
 
+POOL_MIN_FEEDS = 16  # a cycle this large starts the worker processes (when [poll] workers > 0)
+
+
+# -- the work done in worker processes (pure functions: no store, no event loop) ----------
+
+Identities = list[tuple[str, "str | None", str]]  # (item key, canonical url, content hash) per entry
+Analysis = tuple[str, list, set, Any]  # (language, matches, concepts, story fingerprint or None)
+
+
+def _worker_start() -> None:
+    # Ctrl-C reaches the whole process group: the parent decides when workers stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def parse_job(body: bytes, headers: dict[str, str], url: str, now: datetime) -> tuple[ParseResult, Identities]:
+    """Parse a feed body and compute each entry's identities (for deduplication)."""
+    parsed = parse.parse_feed(body, headers, url, now)
+    ids = [(parse.item_key(e), parse.canonical_url(e.link), parse.content_hash(e.title, e.summary))
+           for e in parsed.entries]
+    return parsed, ids
+
+
+def analyse(matcher, rows: Sequence[tuple[str, str, str | None]], *, concepts: bool = False,
+            fingerprints: bool = False) -> list[Analysis]:
+    """Language, matches, concepts and story fingerprint of (title, summary, feed language) rows."""
+    langs = language.detect_many([(f"{title}\n{summary}", hint) for title, summary, hint in rows])
+    out: list[Analysis] = []
+    for (title, summary, _hint), lang in zip(rows, langs):
+        found: set[str] = set()
+        if matcher is None:
+            matches = []
+        elif concepts and hasattr(matcher, "match_with_concepts"):
+            matches, found = matcher.match_with_concepts(title, summary, lang)  # one scan gives both
+        else:
+            matches = matcher.match(title, summary, lang)
+            if concepts:
+                found = matcher.concepts(title, summary, lang)
+        fp = None
+        if fingerprints:
+            from .stories import fingerprint
+            fp = fingerprint(title, summary, lang, found)
+        out.append((lang, matches, found, fp))
+    return out
+
+
+_worker_matcher: tuple[str, Any] | None = None  # (spec digest, Matcher) in a worker process
+
+
+def analyse_job(digest: str | None, spec: bytes | None, rows, concepts: bool, fingerprints: bool) -> list[Analysis]:
+    """:func:`analyse` in a worker, with a matcher rebuilt only when its topics or watch words change."""
+    global _worker_matcher
+    matcher = None
+    if spec is not None:
+        if _worker_matcher is None or _worker_matcher[0] != digest:
+            from .match import Matcher
+            topics, watchwords = pickle.loads(spec)
+            _worker_matcher = (digest, Matcher(topics, watchwords))
+        matcher = _worker_matcher[1]
+    return analyse(matcher, rows, concepts=concepts, fingerprints=fingerprints)
+
 
 class Pipeline:
     """Runs poll cycles over the store with the given stages."""
 
     def __init__(self, store: Store, cfg: Config, *, matcher=None, translator=None, stories=None,
                  fetcher: fetch_mod.Fetcher | None = None, executor: Executor | None = None,
-                 rng: random.Random | None = None, clock: Callable[[], datetime] = utcnow):
+                 rng: random.Random | None = None, clock: Callable[[], datetime] = utcnow,
+                 workers: int | None = None):
         self.store = store
         self.cfg = cfg
         self.matcher = matcher
         self.translator = translator
         self.stories = stories
         self.fetcher = fetcher
-        self.executor = executor
+        self.executor = executor  # parses in this process's threads when given (no worker pool)
         self.rng = rng or random.Random()
         self.clock = clock
+        self.workers = cfg.poll.workers if workers is None else workers
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_wanted = False
+        self._spec: tuple[Any, str, bytes] | None = None  # (watch words it was made from, digest, pickle)
+        # workers compute story fingerprints when the story stage can take them
+        self._fp_ok = stories is not None and "fp" in _parameters(getattr(stories, "assign", None))
+        from .match import Matcher
+        self._matcher_portable = type(matcher) is Matcher  # a real Matcher can be rebuilt in a worker
+
+    def close(self) -> None:
+        """Stop the worker processes (a later cycle starts them again when needed)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @classmethod
     def from_config(cls, store: Store, cfg: Config, **overrides) -> Pipeline:
@@ -108,25 +205,32 @@ class Pipeline:
         cycle_id = self.store.start_cycle(now)
         own_fetcher = self.fetcher is None
         fetcher = self.fetcher or fetch_mod.Fetcher(self.cfg.poll)
-        own_executor = self.executor is None
-        executor = self.executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
+        threads = None
+        # the worker processes start with the first body to parse in a large cycle (an all-304 cycle needs none)
+        self._pool_wanted = self.executor is None and self.workers > 0 and len(feeds) >= POOL_MIN_FEEDS
+        if self.executor is None and self._pool is None and not self._pool_wanted:
+            threads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
+        # at most this many feeds between fetched and stored: bounds the memory held at once
+        slots = asyncio.Semaphore(max(4, 2 * max(1, self.workers)))
+        tasks: list[asyncio.Task] = []
         try:
             if own_fetcher:
                 await fetcher.__aenter__()
-            tasks = [asyncio.create_task(self._fetch(fetcher, feed)) for feed in feeds]
+            tasks = [asyncio.create_task(self._poll_feed(fetcher, feed, slots, threads, report)) for feed in feeds]
             done = 0
             for next_done in asyncio.as_completed(tasks):
-                feed, result = await next_done
-                feed_report = await self._process(feed, result, executor, report)
+                feed_report = await next_done
                 report.feeds.append(feed_report)
                 done += 1
                 if progress:
                     progress(done, len(feeds), feed_report)
         finally:
+            for task in tasks:  # after a failure, nothing of this cycle runs on unobserved
+                task.cancel()
             if own_fetcher:
                 await fetcher.__aexit__(None, None, None)
-            if own_executor:
-                executor.shutdown(wait=False, cancel_futures=True)
+            if threads is not None:
+                threads.shutdown(wait=False, cancel_futures=True)
         await self._translate_titles(report)
         report.finished = self.clock()
         self.store.finish_cycle(
@@ -142,29 +246,91 @@ class Pipeline:
                  (report.finished - report.started).total_seconds())
         return report
 
-    async def _fetch(self, fetcher, feed: Feed) -> tuple[Feed, FetchResult]:
-        return feed, await fetcher.fetch(feed)
+    async def _poll_feed(self, fetcher, feed: Feed, slots: asyncio.Semaphore, threads: Executor | None,
+                         report: CycleReport) -> FeedReport:
+        result = await fetcher.fetch(feed)
+        async with slots:
+            return await self._process(feed, result, threads, report)
 
-    async def _process(self, feed: Feed, result: FetchResult, executor: Executor,
+    # -- where the CPU-bound work runs ------------------------------------------------
+
+    def _start_pool(self) -> None:
+        try:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_start,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        except (OSError, ValueError) as exc:  # no processes here: do the work in this one
+            log.error("pipeline workers unavailable, working in the main process error=%s", exc)
+            self._pool_wanted = False
+            self.workers = 0
+            return
+        log.info("pipeline workers started processes=%d", self.workers)
+
+    async def _offload(self, fn, *args, threads: Executor | None = None):
+        """Run ``fn(*args)`` in the worker pool (or a thread, or here); a dead worker costs one retry here."""
+        loop = asyncio.get_running_loop()
+        if self._pool is None and self._pool_wanted:
+            self._start_pool()
+        pool = self._pool
+        if pool is not None:
+            try:
+                return await loop.run_in_executor(pool, fn, *args)
+            except BrokenProcessPool:
+                log.error("pipeline worker died; rebuilding the pool and running the job here")
+                if self._pool is pool:
+                    self._pool = None
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._start_pool()
+                return fn(*args)
+        executor = self.executor or threads
+        if executor is not None:
+            return await loop.run_in_executor(executor, fn, *args)
+        return fn(*args)
+
+    def _matcher_spec(self) -> tuple[str, bytes]:
+        """The matcher's topics and watch words, pickled once per change, for the workers."""
+        watchwords = self.matcher.watchwords
+        if self._spec is None or self._spec[0] is not watchwords:  # set_watchwords makes a new tuple
+            spec = pickle.dumps((self.matcher.topics, watchwords), protocol=pickle.HIGHEST_PROTOCOL)
+            self._spec = (watchwords, hashlib.blake2b(spec, digest_size=16).hexdigest(), spec)
+        return self._spec[1], self._spec[2]
+
+    async def _analyse(self, rows: list[tuple[str, str, str | None]]) -> list[Analysis]:
+        concepts = self.stories is not None
+        if self._pool is not None and (self.matcher is None or self._matcher_portable):
+            digest, spec = self._matcher_spec() if self.matcher is not None else (None, None)
+            return await self._offload(analyse_job, digest, spec, rows, concepts, self._fp_ok)
+        return analyse(self.matcher, rows, concepts=concepts, fingerprints=False)
+
+    # -- one feed -----------------------------------------------------------------------
+
+    async def _process(self, feed: Feed, result: FetchResult, threads: Executor | None,
                        report: CycleReport) -> FeedReport:
         now = self.clock()
         fr = FeedReport(feed_id=feed.id, name=feed.name, url=feed.url, status=result.status,
                         not_modified=result.not_modified, error=result.error)
         new_items: list[NewItem] = []
         if result.body is not None and result.error is None:
-            loop = asyncio.get_running_loop()
             try:
-                parsed: ParseResult = await loop.run_in_executor(
-                    executor, parse.parse_feed, result.body, result.headers, result.final_url or feed.url, now)
+                parsed, ids = await self._offload(parse_job, result.body, result.headers,
+                                                  result.final_url or feed.url, now, threads=threads)
             except Exception as exc:  # a parser bug must not stop the cycle
                 log.exception("parse crashed feed=%s", feed.id)
-                parsed = ParseResult(entries=[], error=f"parse: {type(exc).__name__}: {exc}")
+                parsed, ids = ParseResult(entries=[], error=f"parse: {type(exc).__name__}: {exc}"), []
+            result.body = None  # the body is no longer needed: do not hold it
             if parsed.error:
                 fr.error = parsed.error
                 result.error = parsed.error
             else:
                 fr.seen = len(parsed.entries)
-                new_items = self._store_entries(feed, parsed, now)
+                fresh = self._fresh_entries(feed, parsed, ids)
+                if fresh:
+                    try:
+                        analysed = await self._analyse([(e.title, e.summary, feed.lang) for e, *_ in fresh])
+                    except Exception as exc:  # keep the cycle going; the entries stay unseen for next time
+                        log.exception("analysis crashed feed=%s", feed.id)
+                        fr.error = result.error = f"analysis: {type(exc).__name__}: {exc}"
+                    else:
+                        new_items = self._store_entries(feed, fresh, analysed, now)
         if result.permanent_url and self.store.url_taken(result.permanent_url, feed.id):
             result.permanent_url = None  # another feed already has that address
         state = fetch_mod.schedule(feed, result, len(new_items), now, self.cfg.poll, self.rng)
@@ -185,13 +351,9 @@ class Pipeline:
             log.debug("feed polled feed=%s status=%s new=%d", feed.id, result.status, fr.new)
         return fr
 
-    def _store_entries(self, feed: Feed, parsed: ParseResult, now: datetime) -> list[NewItem]:
-        """Store the entries not seen before; return them, matched and in stories."""
-        candidates = []
-        for entry in parsed.entries:
-            url = parse.canonical_url(entry.link)
-            candidates.append((entry, parse.item_key(entry), url,
-                               parse.content_hash(entry.title, entry.summary)))
+    def _fresh_entries(self, feed: Feed, parsed: ParseResult, ids: Identities) -> list[tuple]:
+        """The entries not stored before (nor twice in this body), with their identities."""
+        candidates = [(entry, key, url, chash) for entry, (key, url, chash) in zip(parsed.entries, ids)]
         if not candidates:
             return []
         keys, urls, contents = self.store.known_items(
@@ -207,27 +369,19 @@ class Pipeline:
             if u:
                 urls.add(u)
             fresh.append((entry, key, url, chash))
-        if not fresh:
-            return []
-        langs = language.detect_many([(f"{e.title}\n{e.summary}", feed.lang) for e, *_ in fresh])
+        return fresh
+
+    def _store_entries(self, feed: Feed, fresh: list[tuple], analysed: list[Analysis],
+                       now: datetime) -> list[NewItem]:
+        """Store the fresh entries (an identity stored meanwhile wins); return them, matched and in stories."""
         out: list[NewItem] = []
         with self.store.conn:
-            for (entry, key, url, chash), lang in zip(fresh, langs):
+            for (entry, key, url, chash), (lang, matches, concepts, fp) in zip(fresh, analysed):
                 item = Item(feed_id=feed.id, key=key, url=url, title=entry.title, summary=entry.summary,
                             lang=lang, published=entry.published, fetched=now, content_hash=chash,
                             guid=entry.guid)
                 if self.store.insert_item(item) is None:
                     continue
-                concepts: set[str] = set()
-                if not self.matcher:
-                    matches = []
-                elif self.stories is not None and hasattr(self.matcher, "match_with_concepts"):
-                    # one scan of the text gives both
-                    matches, concepts = self.matcher.match_with_concepts(item.title, item.summary, item.lang)
-                else:
-                    matches = self.matcher.match(item.title, item.summary, item.lang)
-                    if self.stories is not None:
-                        concepts = self.matcher.concepts(item.title, item.summary, item.lang)
                 if matches:
                     self.store.save_matches(item.id, matches)
                 new = NewItem(item=item, feed_name=feed.name, matches=matches)
@@ -235,7 +389,10 @@ class Pipeline:
                     translation = None
                     if self.translator is not None and item.lang != "en":
                         translation = self.translator.cached(item.title, item.lang, "en")
-                    assignment = self.stories.assign(item, concepts, now, translation=translation)
+                    if fp is not None and translation is None:
+                        assignment = self.stories.assign(item, concepts, now, fp=fp)
+                    else:  # a translation changes the fingerprint: computed here
+                        assignment = self.stories.assign(item, concepts, now, translation=translation)
                     new.story_id = assignment.story_id
                     new.story_is_new = assignment.is_new
                     item.story_id = assignment.story_id
@@ -262,3 +419,10 @@ class Pipeline:
         translated = await self.translator.translate_many(texts, target)
         for n, text in zip(wanted, translated):
             n.title_target = text
+
+
+def _parameters(fn) -> Sequence[str]:
+    try:
+        return list(inspect.signature(fn).parameters) if fn is not None else []
+    except (TypeError, ValueError):
+        return []

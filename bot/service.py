@@ -94,6 +94,10 @@ class Service:
                 self._sender_task.cancel()
             except Exception:
                 log.exception("sender failed while stopping")
+        try:  # the pipeline's worker processes finish the job in hand (a parse takes milliseconds)
+            await asyncio.wait_for(asyncio.to_thread(self.pipeline.close), timeout=1.5)
+        except asyncio.TimeoutError:
+            log.warning("pipeline workers did not stop in 1.5s; they exit after their job")
         log.info("service stopped")
 
     def _job(self, fn):
