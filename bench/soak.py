@@ -300,6 +300,17 @@ def _rss_of(pid: int, field_name: str = "VmHWM:") -> float:
     return float("nan")
 
 
+def _workers_rss(service) -> float:
+    """Resident memory of the pipeline's worker processes together, in MB (0 when none run)."""
+    total = 0.0
+    for pid in service.pipeline.worker_pids():
+        try:
+            total += _rss_of(pid, "VmRSS:")
+        except OSError:  # exited meanwhile
+            pass
+    return total
+
+
 def _feed_child(n_feeds: int, hosts: int, conn) -> None:
     """Serve the feeds; on ("cycle", c) rewrite every body for cycle c and answer "ok"."""
     sys.path.insert(0, str(ROOT))
@@ -655,7 +666,7 @@ async def soak(args) -> int:
 
     join_readers(START)
     ledger = Ledger()
-    poll_s, digest_s, send_s, cycle_s, rss = [], [], [], [], []
+    poll_s, digest_s, send_s, cycle_s, rss, workers_rss, total_rss = [], [], [], [], [], [], []
     day_rows = []
     feed_s = 0.0
     planned_alerts = planned_digests = 0
@@ -706,6 +717,8 @@ async def soak(args) -> int:
             send_s.append(t4 - t3)
             cycle_s.append(t4 - t0)
             rss.append(proc.memory_info().rss / 2 ** 20)
+            workers_rss.append(_workers_rss(service))
+            total_rss.append(rss[-1] + workers_rss[-1])
             if end_of_day or cycle == hours - 1:
                 api_conn.send(("collect",))
                 ledger.settle(store, api_conn.recv())
@@ -781,6 +794,10 @@ async def soak(args) -> int:
           f"final {rss[-1]:.0f} MB, after day 1 {first_day['rss']:.0f} MB, end/day-1 "
           f"{rss[-1] / first_day['rss']:.2f}x (target: flat, under 300 MB); feed server process peak "
           f"{feed_rss:.0f} MB, Bot API server process peak {api_rss:.0f} MB (not counted)")
+    print(f"RSS of the service as a whole (this process + its {cfg.poll.workers} pipeline worker processes, "
+          f"which parse and analyse feeds): peak {max(total_rss):.0f} MB, final {total_rss[-1]:.0f} MB "
+          f"(workers together: peak {max(workers_rss):.0f} MB, final {workers_rss[-1]:.0f} MB); "
+          f"end/day-1 {total_rss[-1] / total_rss[min(23, len(total_rss) - 1)]:.2f}x (target: flat, under 300 MB)")
     print()
     print("digests: expected = for each digest/both reader, the local digest times (zoneinfo, DST-aware) "
           "after the reader joined and up to the last cycle, computed in bench/soak.py")
@@ -812,7 +829,8 @@ async def soak(args) -> int:
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     ok = (not missing_digests and not extra_digests and not missing_alerts and not extra_alerts
-          and not repeated_alert_msgs and not over_two and not ledger.lost and not ledger.extra and peak < 300)
+          and not repeated_alert_msgs and not over_two and not ledger.lost and not ledger.extra and peak < 300
+          and max(total_rss) < 300)
     print("result: " + ("all targets met" if ok else "targets NOT met (see above)"))
     return 0 if ok else 1
 

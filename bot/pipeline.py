@@ -175,6 +175,11 @@ class Pipeline:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the running worker processes (for health and memory figures)."""
+        pool = self._pool
+        return sorted(getattr(pool, "_processes", None) or ()) if pool is not None else []
+
     def __enter__(self) -> Pipeline:
         return self
 
@@ -376,12 +381,12 @@ class Pipeline:
         """Store the fresh entries (an identity stored meanwhile wins); return them, matched and in stories."""
         out: list[NewItem] = []
         with self.store.conn:
-            for (entry, key, url, chash), (lang, matches, concepts, fp) in zip(fresh, analysed):
-                item = Item(feed_id=feed.id, key=key, url=url, title=entry.title, summary=entry.summary,
-                            lang=lang, published=entry.published, fetched=now, content_hash=chash,
-                            guid=entry.guid)
-                if self.store.insert_item(item) is None:
-                    continue
+            items = [Item(feed_id=feed.id, key=key, url=url, title=entry.title, summary=entry.summary, lang=lang,
+                          published=entry.published, fetched=now, content_hash=chash, guid=entry.guid)
+                     for (entry, key, url, chash), (lang, *_rest) in zip(fresh, analysed)]
+            by_item = {id(item): a for item, a in zip(items, analysed)}
+            for item in self.store.insert_items(items):  # an identity stored meanwhile is left out
+                _lang, matches, concepts, fp = by_item[id(item)]
                 if matches:
                     self.store.save_matches(item.id, matches)
                 new = NewItem(item=item, feed_name=feed.name, matches=matches)

@@ -522,6 +522,34 @@ class Store:
         item.id = cur.lastrowid
         return item.id
 
+    def insert_items(self, items: list[Item]) -> list[Item]:
+        """:meth:`insert_item` for many items of one feed, a few statements in all.
+
+        Returns the items stored (their ``id`` set), in the order given; the
+        duplicates are left out. Call inside a transaction.
+        """
+        stored: dict[str, int] = {}
+        cols = 12
+        for start in range(0, len(items), 400):
+            chunk = items[start:start + 400]
+            params: list = []
+            for item in chunk:
+                params += (item.feed_id, sha1(item.key), item.guid, item.url, sha1(item.url) if item.url else None,
+                           item.content_hash, item.title, item.summary, item.lang, iso(item.published),
+                           iso(item.fetched), item.story_id)
+            marks = ",".join(["(" + ",".join("?" * cols) + ")"] * len(chunk))
+            for row_id, feed_id, key_hash in self.conn.execute(
+                    "INSERT OR IGNORE INTO items(feed_id, key_hash, guid, url, url_hash, content_hash, title, summary, "
+                    f"lang, published, fetched, story_id) VALUES {marks} RETURNING id, feed_id, key_hash", params):
+                stored[f"{feed_id}:{key_hash}"] = row_id
+        out = []
+        for item in items:
+            row_id = stored.pop(f"{item.feed_id}:{sha1(item.key)}", None)
+            if row_id is not None:
+                item.id = row_id
+                out.append(item)
+        return out
+
     def item(self, item_id: int) -> Item | None:
         r = self.conn.execute(
             "SELECT feed_id, key_hash, url, title, summary, lang, published, fetched, content_hash, guid, id, "
