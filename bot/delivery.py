@@ -11,6 +11,12 @@ A message is written to the ``outbox`` table before it is sent
         report = await sender.run_once()     # everything due now, until idle
         # or: await sender.run_forever(stop_event); sender.wake() after enqueueing
 
+``Sender(..., clock=...)`` takes the wall clock (a callable returning an aware
+UTC ``datetime``, default the real one): it decides which rows are due
+(``not_before`` holds for quiet hours, retry times) and stamps claims and
+sends, so a simulated clock (``bot.service.Service(clock=...)``, bench.soak)
+drives it. Pacing uses ``time.monotonic`` (``monotonic=``).
+
 The state of a row: ``pending`` -> ``sending`` (committed before the HTTP
 call; rows started together share one commit) -> ``sent`` (committed right
 after Telegram's answer, with its ``message_id``; answers parsed in the same
@@ -72,8 +78,8 @@ import socket
 import time
 import warnings
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import telegram
@@ -340,11 +346,15 @@ class Sender:
     """Sends the outbox; see the module docstring for the rules it follows."""
 
     def __init__(self, bot: telegram.Bot, store: Store, cfg: DeliveryConfig | None = None, *,
-                 clock=time.monotonic):
+                 clock: Callable[[], datetime] = utcnow, monotonic: Callable[[], float] = time.monotonic):
+        """``clock``: the wall clock (aware UTC ``datetime``) that decides which rows are due
+        (``not_before`` holds, retry times) and stamps claims and sends; inject a simulated one
+        to test quiet hours. ``monotonic``: seconds, for pacing (rate limits, waits)."""
         self.bot = bot
         self.store = store
         self.cfg = cfg or DeliveryConfig()
         self.clock = clock
+        self.monotonic = monotonic
         self.run_id = f"{_HOST}:{os.getpid()}:{next(_RUN_IDS)}{random.getrandbits(32):08x}"
         self.report = DeliveryReport()
         self._chats: dict[int, _Chat] = {}
@@ -356,7 +366,7 @@ class Sender:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refill_wanted = True
         self._tokens = 1.0
-        self._token_stamp = clock()
+        self._token_stamp = monotonic()
         self._global_until = 0.0
         self._flooded: dict[int, float] = {}  # chats told to wait, and until when
         self._sent_batch: list[tuple[int, int | None]] = []  # accepted, to commit at the end of this loop step
@@ -442,7 +452,7 @@ class Sender:
                     break
                 if self._fatal is not None:
                     break
-                now = self.clock()
+                now = self.monotonic()
                 if self._refill_wanted or now - last_refill >= REFILL_SECONDS:
                     self._refill_wanted = False
                     last_refill = now
@@ -483,7 +493,7 @@ class Sender:
         if self._recovered:
             return
         self._recovered = True
-        stale = utcnow() - timedelta(seconds=self.cfg.stale_sending_seconds)
+        stale = self.clock() - timedelta(seconds=self.cfg.stale_sending_seconds)
         ids = self.store.outbox_recover(_owner_alive, stale)
         if ids:
             self.report.resumed += len(ids)
@@ -506,7 +516,7 @@ class Sender:
         room = MAX_LOADED - len(self._loaded)
         if room <= 0:
             return
-        rows = self.store.outbox_due(utcnow(), limit=len(self._loaded) + room, per_chat=PER_CHAT_LOADED,
+        rows = self.store.outbox_due(self.clock(), limit=len(self._loaded) + room, per_chat=PER_CHAT_LOADED,
                                      exclude=self._loaded)
         for row in rows:
             if row["paused"]:
@@ -545,7 +555,7 @@ class Sender:
             if chat.ready_at > ready_at:  # it was pushed back (429, backoff) after being queued
                 heapq.heapreplace(self._heap, (chat.ready_at, next(self._seq), chat_id))
                 continue
-            now = self.clock()
+            now = self.monotonic()
             if ready_at > now:
                 self._start(starting)
                 return ready_at - now
@@ -568,7 +578,7 @@ class Sender:
         """Claim the rows (one commit for the batch, before any request) and start their sends."""
         if not starting:
             return
-        claimed = self.store.outbox_claim_many([row["id"] for _, row in starting], self.run_id)
+        claimed = self.store.outbox_claim_many([row["id"] for _, row in starting], self.run_id, self.clock())
         for chat, row in starting:
             if row["id"] in claimed:
                 task = asyncio.ensure_future(self._send(chat, row))
@@ -594,7 +604,7 @@ class Sender:
         try:
             outcome = await self._attempt(chat, row)
         finally:
-            now = self.clock()
+            now = self.monotonic()
             chat.last_done = now
             spacing = 1.0 / self.cfg.chat_per_second
             chat.ready_at = max(chat.ready_at, now + spacing)
@@ -632,7 +642,7 @@ class Sender:
             result = await self.bot.do_api_request("sendMessage", api_kwargs=self._params({**row, "chat_id": chat_id}))
         except RetryAfter as exc:
             wait = max(retry_after_seconds(exc), 0.0)
-            now = self.clock()
+            now = self.monotonic()
             chat.ready_at = max(chat.ready_at, now + wait)
             # one chat flooded: that chat waits; two or more at once: the limit is global, all wait
             self._flooded = {c: t for c, t in self._flooded.items() if t > now}
@@ -641,7 +651,7 @@ class Sender:
             if not own_limit:
                 self._global_until = max(self._global_until, *self._flooded.values())
             self.report.flood_waits += 1
-            self.store.outbox_retry(row_id, utcnow() + timedelta(seconds=wait), f"flood control: retry after {wait:g}s",
+            self.store.outbox_retry(row_id, self.clock() + timedelta(seconds=wait), f"flood control: retry after {wait:g}s",
                                     count_attempt=False)
             log.warning("flood control chat=%s outbox=%s retry_after=%g scope=%s", chat_id, row_id, wait,
                         "chat" if own_limit else "all")
@@ -694,7 +704,7 @@ class Sender:
     def _commit_sent(self) -> None:
         batch, self._sent_batch = self._sent_batch, []
         try:
-            self.store.outbox_sent_many(batch)
+            self.store.outbox_sent_many(batch, self.clock())
         except Exception:  # they stay 'sending' and are resent after a restart: log loudly
             log.exception("could not record %d sent message(s) outbox=%s", len(batch),
                           ",".join(str(i) for i, _ in batch[:20]))
@@ -711,8 +721,8 @@ class Sender:
             return DONE
         delay = min(self.cfg.backoff_max_seconds, self.cfg.backoff_base_seconds * 2 ** (attempts - 1))
         delay *= random.uniform(0.8, 1.2)
-        chat.ready_at = max(chat.ready_at, self.clock() + delay)
-        self.store.outbox_retry(row["id"], utcnow() + timedelta(seconds=delay), error)
+        chat.ready_at = max(chat.ready_at, self.monotonic() + delay)
+        self.store.outbox_retry(row["id"], self.clock() + timedelta(seconds=delay), error)
         self.report.retried += 1
         log.warning("send failed, retrying chat=%s outbox=%s attempt=%d in=%.1fs error=%s", chat.chat_id,
                     row["id"], attempts, delay, error)

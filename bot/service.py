@@ -54,7 +54,7 @@ class Service:
         if bot is not None:
             from .delivery import Sender
 
-            self.sender = Sender(bot, store, cfg.delivery)
+            self.sender = Sender(bot, store, cfg.delivery, clock=clock)  # due rows, quiet-hours holds: our clock
         self._sender_task: asyncio.Task | None = None
         self._stop = asyncio.Event()
         self._busy = asyncio.Lock()

@@ -133,6 +133,31 @@ async def test_held_message_waits_for_its_time(server, bot, store):
     assert store.outbox_counts() == {"pending": 1, "sent": 1}
 
 
+async def test_injected_clock_decides_what_is_due(server, bot, store):
+    """A simulated clock (long past, so the real one would send everything at once) holds a row
+    until the simulated time reaches its ``not_before``, and stamps the send with that time."""
+    from datetime import datetime, timedelta, timezone
+
+    from bot.models import iso
+
+    start = datetime(2001, 3, 1, 22, 0, tzinfo=timezone.utc)
+    sim = {"now": start}
+    quiet_end = start + timedelta(hours=8)
+    store.enqueue(8, "alert", "after quiet hours", dedup_key="q", not_before=quiet_end, now=sim["now"])
+    store.enqueue(8, "alert", "at once", dedup_key="a", now=sim["now"])
+    sender = Sender(bot, store, FAST, clock=lambda: sim["now"])
+    await sender.run_once()
+    assert texts(server, 8) == ["at once"]
+    sim["now"] = quiet_end - timedelta(seconds=1)
+    await sender.run_once()
+    assert texts(server, 8) == ["at once"]
+    assert store.outbox_counts() == {"pending": 1, "sent": 1}
+    sim["now"] = quiet_end
+    await sender.run_once()
+    assert texts(server, 8) == ["at once", "after quiet hours"]
+    assert [r["sent_at"] for r in store.outbox_rows(8)] == [iso(quiet_end), iso(start)]
+
+
 async def test_one_chats_backlog_does_not_hold_up_other_chats(server, bot, store, monkeypatch):
     import bot.delivery as delivery
 
