@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 # -- character classes ----------------------------------------------------------
 
+# entries per word cache below: most words of a day's news are a few thousand frequent ones,
+# so a small cache hits nearly as often as a large one, and each process stays small for months
+WORD_CACHE = 20_000
+
 KK_LETTERS = frozenset("әғқңөұүһіӘҒҚҢӨҰҮҺІ")
 _CYR = re.compile(r"[а-яёА-ЯЁәғқңөұүһіӘҒҚҢӨҰҮҺІ]")
 _LAT = re.compile(r"[A-Za-z]")
@@ -366,7 +370,7 @@ def kk_stem_with(word: str, lexicon: frozenset[str]) -> str:
     return stem
 
 
-@lru_cache(maxsize=50_000)
+@lru_cache(maxsize=WORD_CACHE)
 def kk_stem(word: str) -> str:
     """Strip Kazakh inflectional suffixes from a lower-case word, stopping at KK_LEXICON."""
     return kk_stem_with(word, KK_LEXICON)
@@ -412,7 +416,7 @@ def ru_strip(word: str) -> str:
     return word
 
 
-@lru_cache(maxsize=50_000)
+@lru_cache(maxsize=WORD_CACHE)
 def _ru_keys(word: str) -> tuple[str, tuple[str, ...]]:
     """(primary token, all keys) for a lower-case folded Russian word."""
     if not _CYR.search(word):
@@ -439,7 +443,7 @@ def _ru_keys(word: str) -> tuple[str, tuple[str, ...]]:
 _en_stemmer = None
 
 
-@lru_cache(maxsize=50_000)
+@lru_cache(maxsize=WORD_CACHE)
 def en_stem(word: str) -> str:
     global _en_stemmer
     if _en_stemmer is None:
@@ -459,7 +463,7 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-@lru_cache(maxsize=50_000)
+@lru_cache(maxsize=WORD_CACHE)
 def fold_word(word: str) -> str:
     """Lower-case, ё->е, and Latin look-alikes inside Cyrillic words made Cyrillic."""
     w = word.lower()
@@ -468,7 +472,7 @@ def fold_word(word: str) -> str:
     return w.replace("ё", "е")
 
 
-@lru_cache(maxsize=50_000)
+@lru_cache(maxsize=WORD_CACHE)
 def word_keys(word: str, lang: str) -> tuple[str, ...]:
     """Every key a word of ``lang`` is matched under (see the module docstring)."""
     w = fold_word(word)
@@ -481,7 +485,7 @@ def word_keys(word: str, lang: str) -> tuple[str, ...]:
     return (en_stem(w),)
 
 
-@lru_cache(maxsize=50_000)
+@lru_cache(maxsize=WORD_CACHE)
 def word_token(word: str, lang: str) -> str:
     """One normalised token for a word (lemma / stem); what :func:`tokens` returns."""
     w = fold_word(word)
@@ -559,7 +563,7 @@ _BETWEEN_VOWELS_I = re.compile(r"(?<=[aeou])i(?=[aeou])")
 _DOUBLED = re.compile(r"(.)\1+")
 
 
-@lru_cache(maxsize=50_000)
+@lru_cache(maxsize=WORD_CACHE)
 def name_key(word: str, lang: str | None = None) -> str:
     """A crude script-independent key for one name, comparable across languages.
 
