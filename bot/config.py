@@ -73,7 +73,7 @@ class PollConfig:
     backoff_max_seconds: int = 6 * 3600
     user_agent: str = USER_AGENT
     alert_max_age_hours: int = 48  # older items are stored and matched, not alerted
-    workers: int = 2  # processes that parse and analyse feed bodies (0: all in the main process)
+    workers: int = 1  # processes that parse and analyse feed bodies (0: all in the main process)
 
 
 @dataclass(frozen=True)
