@@ -65,12 +65,18 @@ class NewItem:
     title_target: str | None = None  # the title in the configured reader language
 
 
-@dataclass
+@dataclass(repr=False)
 class CycleReport:
     started: datetime
     finished: datetime | None = None
     feeds: list[FeedReport] = field(default_factory=list)
     new_items: list[NewItem] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        # short on purpose: asyncio.run() formats the finished task (result included) when it
+        # restores the SIGINT handler, and a full repr of 50,000 items costs seconds and megabytes
+        return (f"CycleReport(started={self.started.isoformat()}, feeds={len(self.feeds)}, "
+                f"new_items={len(self.new_items)}, errors={self.errors})")
 
     @property
     def errors(self) -> int:
