@@ -71,6 +71,7 @@ import asyncio
 import collections
 import heapq
 import itertools
+import json
 import logging
 import os
 import random
@@ -138,6 +139,16 @@ def make_bot(cfg: Config, connection_pool_size: int | None = None, lean: bool = 
     return telegram.Bot(cfg.telegram.token, base_url=cfg.telegram.base_url, request=request)
 
 
+class _JSONBody:
+    """The two fields of PTB's ``RequestData`` that :class:`LeanRequest` reads, for a ready JSON body."""
+
+    __slots__ = ("json_payload",)
+    contains_files = False
+
+    def __init__(self, body: bytes):
+        self.json_payload = body
+
+
 class LeanRequest(BaseRequest):
     """A small HTTP/1.1 keep-alive client on asyncio streams for PTB's ``Bot``.
 
@@ -161,6 +172,7 @@ class LeanRequest(BaseRequest):
                                       write_timeout=write_timeout, connect_timeout=connect_timeout,
                                       pool_timeout=pool_timeout)
         self._ssl = None
+        self._routes: dict[tuple[str, str], tuple[tuple[str, str, int], bytes]] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -179,6 +191,34 @@ class LeanRequest(BaseRequest):
     def _timeout(self, value: Any, name: str) -> float | None:
         return self._timeouts[name] if isinstance(value, DefaultValue) else value
 
+    async def post_json(self, url: str, body: bytes) -> Any:
+        """POST a body already rendered as JSON; the ``result`` of the answer, or PTB's exception.
+
+        The same answer handling as ``Bot`` calls (``RetryAfter``, ``Forbidden``,
+        ``BadRequest``, ``ChatMigrated``, ``NetworkError``, ...) through
+        ``BaseRequest.post``, without building PTB's per-parameter request objects:
+        the outbox sender renders each message's body once, straight from its row.
+        """
+        return await self.post(url, _JSONBody(body))
+
+    def _route(self, url: str, method: str) -> tuple[tuple[str, str, int], bytes]:
+        """Connection key and request head (up to Content-Length) for a URL, cached."""
+        route = self._routes.get((url, method))
+        if route is None:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise NetworkError(f"LeanRequest: unsupported URL {url!r}")
+            key = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+            head = (f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: newsbot\r\n"
+                    "Accept: application/json\r\nConnection: keep-alive\r\n"
+                    + ("Content-Type: application/json\r\n" if method == "POST" else "")).encode("latin-1")
+            if len(self._routes) >= 256:  # a few Bot API methods in practice; never grows without bound
+                self._routes.clear()
+            route = self._routes[(url, method)] = (key, head)
+        return route
+
     async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
                          read_timeout: Any = BaseRequest.DEFAULT_NONE, write_timeout: Any = BaseRequest.DEFAULT_NONE,
                          connect_timeout: Any = BaseRequest.DEFAULT_NONE,
@@ -186,18 +226,9 @@ class LeanRequest(BaseRequest):
         if request_data is not None and request_data.contains_files:
             return await self._fallback.do_request(url, method, request_data, read_timeout, write_timeout,
                                                    connect_timeout, pool_timeout)
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise NetworkError(f"LeanRequest: unsupported URL {url!r}")
-        key = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        key, head = self._route(url, method)
         # JSON (which the Bot API accepts) instead of form encoding: json.dumps is C, urlencode is not
         body = request_data.json_payload if request_data is not None else b""
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-        head = (f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: newsbot\r\n"
-                "Accept: application/json\r\nConnection: keep-alive\r\n"
-                + ("Content-Type: application/json\r\n" if method == "POST" else "")
-                + f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.pool_size)
         if self._slots.locked():
@@ -211,10 +242,11 @@ class LeanRequest(BaseRequest):
         try:
             conn = await self._connection(key, self._timeout(connect_timeout, "connect"))
             reader, writer = conn
-            writer.write(head + body)
+            writer.write(b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body))
             try:  # asyncio.timeout: no extra task per request, unlike wait_for
-                async with asyncio.timeout(self._timeout(write_timeout, "write")):
-                    await writer.drain()
+                if writer.transport.get_write_buffer_size():  # the kernel did not take it all at once
+                    async with asyncio.timeout(self._timeout(write_timeout, "write")):
+                        await writer.drain()
                 async with asyncio.timeout(self._timeout(read_timeout, "read")):
                     status, keep, payload = await self._response(reader)
             except TimeoutError:
@@ -372,6 +404,12 @@ class Sender:
         self._sent_batch: list[tuple[int, int | None]] = []  # accepted, to commit at the end of this loop step
         self._fatal: BaseException | None = None
         self._recovered = False
+        # with LeanRequest each message's JSON body is rendered straight from its row and posted
+        # (PTB's per-parameter request objects cost more CPU than the HTTP exchange); other
+        # request classes go through Bot.do_api_request
+        request = getattr(bot, "request", None)
+        self._post_json = request.post_json if isinstance(request, LeanRequest) else None
+        self._send_url = f"{bot.base_url}/sendMessage" if self._post_json is not None else ""
 
     # -- public ------------------------------------------------------------------
 
@@ -632,6 +670,24 @@ class Sender:
             params["reply_markup"] = row["reply_markup"]  # JSON text, sent as is
         return params
 
+    @staticmethod
+    def _body(row: dict, chat_id: int) -> bytes:
+        """The sendMessage JSON body for a row (the same fields as :meth:`_params`)."""
+        for ascii_only in (False, True):  # UTF-8 is shorter; a lone surrogate is sent escaped
+            parts = ['{"chat_id":', str(int(chat_id)), ',"text":', json.dumps(row["text"], ensure_ascii=ascii_only)]
+            if row["parse_mode"]:
+                parts += [',"parse_mode":', json.dumps(row["parse_mode"])]
+            if row["disable_preview"]:
+                parts.append(',"link_preview_options":{"is_disabled":true}')
+            if row["reply_markup"]:
+                parts += [',"reply_markup":', json.dumps(row["reply_markup"], ensure_ascii=ascii_only)]
+            parts.append("}")
+            try:
+                return "".join(parts).encode("utf-8")
+            except UnicodeEncodeError:
+                continue
+        raise AssertionError("unreachable: ASCII-only JSON always encodes")
+
     async def _attempt(self, chat: _Chat, row: dict) -> str:
         """Send one row: DONE (sent or failed), REQUEUE (back to the head of its chat's queue)
         or MOVED (now queued under a migrated chat id)."""
@@ -639,7 +695,11 @@ class Sender:
         try:
             # the raw result (a dict): building a telegram.Message with its entities would cost
             # more CPU than the whole HTTP exchange, and only message_id is kept
-            result = await self.bot.do_api_request("sendMessage", api_kwargs=self._params({**row, "chat_id": chat_id}))
+            if self._post_json is not None:
+                result = await self._post_json(self._send_url, self._body(row, chat_id))
+            else:
+                result = await self.bot.do_api_request("sendMessage",
+                                                       api_kwargs=self._params({**row, "chat_id": chat_id}))
         except RetryAfter as exc:
             wait = max(retry_after_seconds(exc), 0.0)
             now = self.monotonic()

@@ -121,6 +121,19 @@ async def test_enqueue_joins_an_open_transaction_and_rolls_back_with_it(store):
     assert store.outbox_rows() == [] and store.get_kv("alerted") is None
 
 
+def test_a_claim_takes_only_pending_rows_once(store):
+    a, b, c = (store.enqueue(1, "alert", t, dedup_key=t) for t in "abc")
+    store.outbox_fail(b, "rejected")
+    assert store.outbox_claim_many([a, b, c], "me:1:1") == {a, c}
+    assert store.outbox_claim_many([a, c], "other:2:1") == set()  # already taken
+    rows = {r["id"]: r for r in store.outbox_rows()}
+    assert [(rows[i]["status"], rows[i]["claimed_by"], rows[i]["attempts"]) for i in (a, b, c)] == [
+        ("sending", "me:1:1", 1), ("failed", None, 0), ("sending", "me:1:1", 1)]
+    store.enqueue_many([{"chat_id": 2, "kind": "notice", "text": f"n{i}", "dedup_key": f"n{i}"} for i in range(1201)])
+    many = [r["id"] for r in store.outbox_rows(2)]
+    assert store.outbox_claim_many(many, "me:1:1") == set(many)  # more ids than one statement takes
+
+
 async def test_held_message_waits_for_its_time(server, bot, store):
     from datetime import timedelta
 
