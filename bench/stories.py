@@ -218,15 +218,17 @@ def fill(store: Store, index: st.StoryIndex, count: int, start: datetime, span: 
                             json.dumps({lang: {"text": title, "lang": lang, "source_lang": lang,
                                                "translated": False, "item_id": item_id}}), item_id))
             if t >= indexed_from:
-                indexed.append((item_id, story_id, t, lang, st._pack(fp)))
-                anchor_keys, band_keys = index._index_keys(fp)
-                keys.extend((t // 86400, k, t, item_id) for k in {*map(st._h64, anchor_keys), *band_keys})
+                anchor_keys, band_keys = st.index_keys(fp)
+                item_keys = {*map(st._h64, anchor_keys), *band_keys}
+                indexed.append((item_id, story_id, t, lang, st._pack(fp), Store._pack_keys(item_keys)))
+                keys.extend((t // 86400, k, t, item_id) for k in item_keys)
         with conn:
             conn.executemany("INSERT INTO items(id, feed_id, key_hash, url, url_hash, content_hash, title, "
                              "summary, lang, published, fetched, story_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", items)
             conn.executemany("INSERT INTO stories(id, first_seen, last_seen, item_count, headline, headline_lang, "
                              "langs, sources, headlines, first_item) VALUES (?,?,?,1,?,?,?,?,?,?)", stories)
-            conn.executemany("INSERT INTO story_items(item_id, story_id, t, lang, fp) VALUES (?,?,?,?,?)", indexed)
+            conn.executemany("INSERT INTO story_items(item_id, story_id, t, lang, fp, keys) VALUES (?,?,?,?,?,?)",
+                             indexed)
             conn.executemany("INSERT OR IGNORE INTO story_keys(day, key, t, item_id) VALUES (?,?,?,?)", keys)
     return when
 

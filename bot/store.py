@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import struct
 from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -301,6 +302,13 @@ def m008_stories_keys_by_day(db: sqlite_utils.Database) -> None:
         ALTER TABLE story_keys_new RENAME TO story_keys;
         """
     )
+
+
+@migrations()
+def m009_stories_item_keys(db: sqlite_utils.Database) -> None:
+    """story_items keeps the index keys each item was filed under, so that taking it out of
+    the index does not recompute them (rows from before have none: they are recomputed)."""
+    db.executescript("ALTER TABLE story_items ADD COLUMN keys BLOB;  -- little-endian signed 64-bit ints")
 
 
 # -- the store --------------------------------------------------------------
@@ -691,20 +699,37 @@ class Store:
     # -- stories -------------------------------------------------------------
     # (bot.stories is the only caller; none of these commit: the caller's transaction does)
 
-    def story_key_hits(self, keys: list[int], t_min: int, t_max: int, per_key: int) -> list[tuple[int, int]]:
+    def story_key_hits(self, keys: list[int], t_min: int, t_max: int, per_key: int, *,
+                       pairs: Iterable[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
         """(key, item_id) rows under these index keys with a time in [t_min, t_max], the newest
-        ``per_key`` of each key."""
-        if not keys:
-            return []
-        days = range(t_min // 86400, t_max // 86400 + 1)
+        ``per_key`` of each key and day. ``pairs``: only these (day, key) pairs are read (the
+        caller knows that the others hold nothing)."""
+        if pairs is None:
+            days = range(t_min // 86400, t_max // 86400 + 1)
+            pairs = [(d, k) for k in keys for d in days]
         # one arm per (day, key): each a plain range of the primary key, newest first
         arm = ("SELECT * FROM (SELECT key, item_id FROM story_keys WHERE day = ? AND key = ? "
                "AND t BETWEEN ? AND ? ORDER BY t DESC LIMIT ?)")
         params: list = []
-        for k in keys:
-            for d in days:
-                params += (d, k, t_min, t_max, per_key)
+        for d, k in pairs:
+            params += (d, k, t_min, t_max, per_key)
+        if not params:
+            return []
         return self.conn.execute(" UNION ALL ".join([arm] * (len(params) // 5)), params).fetchall()
+
+    def indexed_items_after(self, item_id: int) -> list[tuple[int, int, int, str, list[int] | None]]:
+        """(item_id, story_id, t, packed fingerprint, index keys or None when not recorded) of the
+        items indexed with an item id above ``item_id``."""
+        return [(i, story_id, t, fp, self._unpack_keys(keys) if keys is not None else None)
+                for i, story_id, t, fp, keys in self.conn.execute(
+                    "SELECT item_id, story_id, t, fp, keys FROM story_items WHERE item_id > ?", (item_id,))]
+
+    def newest_indexed_id(self) -> int:
+        return self.conn.execute("SELECT max(item_id) FROM story_items").fetchone()[0] or 0
+
+    def data_version(self) -> int:
+        """Changes when another connection commits to the database (PRAGMA data_version)."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
     def indexed_items(self, item_ids: list[int]) -> list[tuple[int, int, int, str]]:
         """(item_id, story_id, t, packed fingerprint) of indexed items."""
@@ -714,10 +739,16 @@ class Store:
         return self.conn.execute(
             f"SELECT item_id, story_id, t, fp FROM story_items WHERE item_id IN ({marks})", item_ids).fetchall()
 
-    def indexed_items_since(self, t_min: int) -> Iterator[tuple[int, int, int, str]]:
-        """(item_id, story_id, t, packed fingerprint) of items indexed with a time from t_min, oldest first."""
-        yield from self.conn.execute(
-            "SELECT item_id, story_id, t, fp FROM story_items WHERE t >= ? ORDER BY t", (t_min,))
+    def indexed_items_since(self, t_min: int, *, with_keys: bool = False) -> Iterator[tuple]:
+        """(item_id, story_id, t, packed fingerprint) of items indexed with a time from t_min, oldest
+        first; ``with_keys``: and their index keys (None when not recorded)."""
+        if not with_keys:
+            yield from self.conn.execute(
+                "SELECT item_id, story_id, t, fp FROM story_items WHERE t >= ? ORDER BY t", (t_min,))
+            return
+        for item_id, story_id, t, fp, keys in self.conn.execute(
+                "SELECT item_id, story_id, t, fp, keys FROM story_items WHERE t >= ? ORDER BY t", (t_min,)):
+            yield item_id, story_id, t, fp, self._unpack_keys(keys) if keys is not None else None
 
     def newest_indexed_time(self) -> int | None:
         return self.conn.execute("SELECT max(t) FROM story_items").fetchone()[0]
@@ -733,12 +764,27 @@ class Store:
 
     def index_story_item(self, item_id: int, story_id: int, t: int, lang: str, packed: str,
                          keys: Iterable[int]) -> None:
-        """Record an item's fingerprint and index keys, and its story on the item row."""
-        self.conn.execute("INSERT OR REPLACE INTO story_items(item_id, story_id, t, lang, fp) VALUES (?, ?, ?, ?, ?)",
-                          (item_id, story_id, t, lang, packed))
+        """Record an item's fingerprint and index keys (the item row is claimed by
+        :meth:`claim_story_item`)."""
+        keys = set(keys)
+        self.conn.execute("INSERT OR REPLACE INTO story_items(item_id, story_id, t, lang, fp, keys) "
+                          "VALUES (?, ?, ?, ?, ?, ?)", (item_id, story_id, t, lang, packed, self._pack_keys(keys)))
+        day = t // 86400
         self.conn.executemany("INSERT OR IGNORE INTO story_keys(day, key, t, item_id) VALUES (?, ?, ?, ?)",
-                              [(t // 86400, k, t, item_id) for k in set(keys)])
-        self.conn.execute("UPDATE items SET story_id = ? WHERE id = ?", (story_id, item_id))
+                              [(day, k, t, item_id) for k in keys])
+
+    def claim_story_item(self, item_id: int, story_id: int, *, force: bool = False) -> bool:
+        """Write an item's story on its row, unless it has one already (``force``: even then);
+        False when the row was not written."""
+        if force:
+            sql = "UPDATE items SET story_id = ? WHERE id = ?"
+        else:
+            sql = "UPDATE items SET story_id = ? WHERE id = ? AND story_id IS NULL"
+        return self.conn.execute(sql, (story_id, item_id)).rowcount > 0
+
+    def delete_story(self, story_id: int) -> None:
+        """Remove a story row (one just created that lost a race for its item)."""
+        self.conn.execute("DELETE FROM stories WHERE id = ?", (story_id,))
 
     def _feed_name(self, feed_id: int) -> str:
         row = self.conn.execute("SELECT name FROM feeds WHERE id = ?", (feed_id,)).fetchone()
@@ -756,10 +802,11 @@ class Store:
         if translation and item.lang != "en" and translation.strip():
             headlines["en"] = {"text": translation.strip(), "lang": "en", "source_lang": item.lang,
                                "translated": True, "item_id": item.id}
+        seen = iso(when)
         return self.conn.execute(
             "INSERT INTO stories(first_seen, last_seen, item_count, headline, headline_lang, langs, sources, "
             "headlines, first_item) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)",
-            (iso(when), iso(when), item.title, item.lang, item.lang,
+            (seen, seen, item.title, item.lang, item.lang,
              json.dumps([feed_name or self._feed_name(item.feed_id)], ensure_ascii=False),
              json.dumps(headlines, ensure_ascii=False), item.id),
         ).lastrowid
@@ -816,19 +863,36 @@ class Store:
         return self.conn.execute("SELECT count(*) FROM items WHERE story_id = ? AND fetched > ?",
                                  (story_id, iso(since))).fetchone()[0]
 
-    def oldest_indexed_items(self, t_before: int, limit: int) -> list[tuple[int, int, str]]:
-        """(item_id, t, packed fingerprint) of the oldest indexed items with a time before t_before."""
-        return self.conn.execute("SELECT item_id, t, fp FROM story_items WHERE t < ? ORDER BY t LIMIT ?",
+    def oldest_indexed_items(self, t_before: int, limit: int) -> list[tuple[int, int, str, list[int] | None]]:
+        """(item_id, t, packed fingerprint, index keys or None when not recorded) of the oldest
+        indexed items with a time before t_before."""
+        rows = self.conn.execute("SELECT item_id, t, fp, keys FROM story_items WHERE t < ? ORDER BY t LIMIT ?",
                                  (t_before, limit)).fetchall()
+        return [(item_id, t, fp, self._unpack_keys(keys) if keys is not None else None)
+                for item_id, t, fp, keys in rows]
+
+    @staticmethod
+    def _pack_keys(keys: Iterable[int]) -> bytes:
+        """Index keys (signed 64-bit ints) as the bytes of story_items.keys."""
+        keys = list(keys)
+        return struct.pack(f"<{len(keys)}q", *keys)
+
+    @staticmethod
+    def _unpack_keys(blob: bytes) -> list[int] | None:
+        """The keys of story_items.keys; None when damaged (the caller recomputes them)."""
+        if not isinstance(blob, bytes) or len(blob) % 8:
+            return None
+        return list(struct.unpack(f"<{len(blob) // 8}q", blob))
 
     def unindex_story_items(self, rows: Iterable[tuple[int, int, Iterable[int]]]) -> int:
         """Forget indexed items: ``(item_id, t, keys)`` rows; their stories and items stay."""
-        n = 0
-        for item_id, t, keys in rows:
-            self.conn.executemany("DELETE FROM story_keys WHERE day = ? AND key = ? AND t = ? AND item_id = ?",
-                                  [(t // 86400, k, t, item_id) for k in keys])
-            n += self.conn.execute("DELETE FROM story_items WHERE item_id = ?", (item_id,)).rowcount
-        return n
+        keys, ids = [], []
+        for item_id, t, item_keys in rows:
+            day = t // 86400
+            keys += [(day, k, t, item_id) for k in item_keys]
+            ids.append((item_id,))
+        self.conn.executemany("DELETE FROM story_keys WHERE day = ? AND key = ? AND t = ? AND item_id = ?", keys)
+        return self.conn.executemany("DELETE FROM story_items WHERE item_id = ?", ids).rowcount
 
     def purge_story_index(self, cutoff: datetime) -> int:
         """Retention: index rows and fingerprints of items older than ``cutoff``."""

@@ -302,7 +302,12 @@ def _month(word: str) -> int | None:
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """What one item is compared by. Keys are strings; see the module docstring."""
+    """What one item is compared by. Keys are strings; see the module docstring.
+
+    Picklable (workers compute fingerprints in other processes). ``bands``, the
+    item's MinHash LSH band keys, is filled by :func:`fingerprint`; a fingerprint
+    read back from the store has none, and :func:`index_keys` computes them.
+    """
 
     lang: str
     tokens: frozenset[str]  # content tokens in the item's language
@@ -310,14 +315,19 @@ class Fingerprint:
     anchors: frozenset[str]  # "n:" names, "#:" numbers, "y:" years, "h:" clock times, "d:" dates,
     #                          "c:" concepts, "e:" lexicon
     translated: bool = False  # en_tokens come from a translation
+    bands: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
 
     events: frozenset[str] = field(init=False, compare=False, repr=False)  # "e:" anchors naming events
     numbers: frozenset[str] = field(init=False, compare=False, repr=False)  # "#:" anchors
+    kinds: frozenset[str] = field(init=False, compare=False, repr=False)  # events that are kinds of event
+    changes: frozenset[str] = field(init=False, compare=False, repr=False)  # events that are changes
 
     def __post_init__(self):
-        object.__setattr__(self, "events", frozenset(
-            a for a in self.anchors if a.startswith("e:") and a[2:] in _EVENT_CONCEPTS))
+        events = frozenset(a for a in self.anchors if a.startswith("e:") and a[2:] in _EVENT_CONCEPTS)
+        object.__setattr__(self, "events", events)
         object.__setattr__(self, "numbers", frozenset(a for a in self.anchors if a.startswith("#:")))
+        object.__setattr__(self, "kinds", events - _CHANGES)
+        object.__setattr__(self, "changes", events & _CHANGES)
 
 
 _EVENT_CONCEPTS = frozenset(list(LEXICON)[:list(LEXICON).index("csto")])
@@ -327,6 +337,9 @@ _NUMBER = re.compile(r"\d+(?:[.,\u00a0\u202f ]\d+)*")
 _CLOCK = re.compile(r"\b([01]?\d|2[0-3])[:.]([0-5]\d)\b(?:\s*([ap])\.?m\b)?|\b(1[0-2]|[1-9])\s*([ap])\.?m\b",
                     re.IGNORECASE)
 _TITLE_CASE_SHARE = 0.6
+_CLOCK_HINT = re.compile(r"\d(?:[:.]\d|\s*[ap]\.?m)", re.IGNORECASE)  # all a clock time can start with
+_NUMBER_SEP = re.compile(r"[.,\u00a0\u202f ]")
+_SCALE_WORD = re.compile(r"[^\W\d_]+")
 
 
 def _is_stop(word: str, lang: str) -> bool:
@@ -337,7 +350,7 @@ def _numbers(text: str) -> list[tuple[int, int, str, str]]:
     """(start, end, normalised value, kind) of every number; kind "#", "y" (a year) or "h" (a clock time)."""
     out = []
     clocks = []
-    for m in _CLOCK.finditer(text):
+    for m in _CLOCK.finditer(text) if _CLOCK_HINT.search(text) else ():
         hour = int(m.group(1) or m.group(4))
         minute = int(m.group(2) or 0)
         half = (m.group(3) or m.group(5) or "").lower()
@@ -348,10 +361,10 @@ def _numbers(text: str) -> list[tuple[int, int, str, str]]:
         clocks.append((m.start(), m.end()))
         out.append((m.start(), m.end(), f"{hour:02d}:{minute:02d}", "h"))
     for m in _NUMBER.finditer(text):
-        if any(s <= m.start() < e for s, e in clocks):
+        if clocks and any(s <= m.start() < e for s, e in clocks):
             continue
         raw = m.group(0)
-        parts = re.split(r"[.,\u00a0\u202f ]", raw)
+        parts = _NUMBER_SEP.split(raw)
         if len(parts) > 1 and all(len(p) == 3 for p in parts[1:]) and not (len(parts) == 2 and "," in raw
                                                                            and raw.count(",") == 1
                                                                            and len(parts[0]) > 3):
@@ -363,7 +376,7 @@ def _numbers(text: str) -> list[tuple[int, int, str, str]]:
             value = float(parts[0])
             raw = parts[0]
         after = text[m.end():m.end() + 12].lower().lstrip()
-        scale_word = re.match(r"[^\W\d_]+", after)
+        scale_word = _SCALE_WORD.match(after)
         if scale_word and scale_word.group(0) in _SCALES:
             value *= _SCALES[scale_word.group(0)]
         kind = "y" if value.is_integer() and 1900 <= value <= 2100 and len(raw) == 4 else "#"
@@ -389,7 +402,6 @@ def _title_case(text: str) -> bool:
     return sum(1 for w in words if w[0].isupper()) / len(words) >= _TITLE_CASE_SHARE
 
 
-@lru_cache(maxsize=200_000)
 def _word_info(word: str, lang: str) -> tuple[str | None, int | None, tuple[str, ...], tuple[str, ...], str]:
     """(lexicon concept, month number, content tokens, name anchors if it is a name, lower case) of a word."""
     low = word.lower().replace("ё", "е")
@@ -408,34 +420,62 @@ def _word_info(word: str, lang: str) -> tuple[str | None, int | None, tuple[str,
     return concept, month, toks, names, low
 
 
+# what :func:`fingerprint` needs of a word, per language: (the "e:" anchor of its lexicon
+# concept or None, month number or None, content tokens, name anchors, lower case, the
+# lexicon phrases it starts or None); a plain dict is the cheapest cache to consult
+_WORDS: dict[str, dict[str, tuple]] = {lang: {} for lang in LANGS}
+_WORDS_MAX = 20_000  # per language; the cache starts afresh when full
+
+
+def _word_entry(word: str, lang: str) -> tuple:
+    concept, month, toks, names, low = _word_info(word, lang)
+    phrases = _LEX_PHRASES.get(low)
+    entry = ("e:" + concept if concept else None, month, toks, names, low,
+             tuple((second, "e:" + c) for second, c in phrases) if phrases else None)
+    cache = _WORDS[lang]
+    if len(cache) >= _WORDS_MAX:
+        cache.clear()
+    cache[word] = entry
+    return entry
+
+
 _SENTENCES = re.compile(r"(?<=[.!?…:;])\s+|\n+")
 _DIGIT = re.compile(r"\d")
 
 
 def fingerprint(title: str, summary: str, lang: str, concepts: Iterable[str] = (),
                 translation: str | None = None) -> Fingerprint:
-    """The fingerprint of one item (pure; cached word by word)."""
+    """The fingerprint of one item, with its LSH band keys (pure; cached word by word)."""
+    return _fingerprint(title, summary, lang, concepts, translation, True)
+
+
+def _fingerprint(title: str, summary: str, lang: str, concepts: Iterable[str], translation: str | None,
+                 with_bands: bool) -> Fingerprint:
     if lang not in LANGS:
         raise ValueError(f"stories: lang must be one of {', '.join(LANGS)}, not {lang!r}")
-    tokens: set[str] = set()
+    tokens: list[str] = []
     anchors: set[str] = {"c:" + c for c in concepts if c}
     date_days: set[str] = set()
-    # in a Title Case English headline every word is capitalised: there a word counts as a
-    # name when the summary writes it capitalised too (or when there is no summary)
-    summary_caps = {w.lower() for w in _WORD.findall(summary or "") if w[:1].isupper()}
+    words = _WORDS[lang]
+    summary_caps = None
     for seg_index, seg in enumerate(_segments(title, summary)):
         title_case = seg_index == 0 and lang == "en" and _title_case(seg)
+        if title_case and summary_caps is None:
+            # in a Title Case English headline every word is capitalised: there a word counts
+            # as a name when the summary writes it capitalised too (or when there is no summary)
+            summary_caps = {w.lower() for w in _WORD.findall(summary or "") if w[:1].isupper()}
         for sentence in _SENTENCES.split(seg):
-            prev_low = prev_day = pending_month = None
+            prev_phrases = prev_day = pending_month = None
             for i, w in enumerate(_WORD.findall(sentence)):
                 if w[0].isdigit():
                     day = w if w.isdigit() and 1 <= int(w) <= 31 else None
                     if day and pending_month:
                         anchors.add(f"d:{pending_month:02d}-{int(day):02d}")  # January 5
                         date_days.add(day)
-                    prev_low, prev_day, pending_month = None, day, None
+                    prev_phrases, prev_day, pending_month = None, day, None
                     continue
-                concept, month, toks, names, low = _word_info(w, lang)
+                entry = words.get(w) or _word_entry(w, lang)
+                event, month, toks, names, low, phrases = entry
                 if month:
                     if prev_day:
                         anchors.add(f"d:{month:02d}-{int(prev_day):02d}")  # 5 января, 5 қаңтарда
@@ -444,15 +484,15 @@ def fingerprint(title: str, summary: str, lang: str, concepts: Iterable[str] = (
                 else:
                     pending_month = None
                 prev_day = None
-                if concept:
-                    anchors.add("e:" + concept)
+                if event:
+                    anchors.add(event)
                 if toks:
-                    tokens.update(toks)
-                if prev_low is not None and prev_low in _LEX_PHRASES:
-                    for second, phrase_concept in _LEX_PHRASES[prev_low]:
+                    tokens += toks
+                if prev_phrases:
+                    for second, phrase_event in prev_phrases:
                         if low.startswith(second):
-                            anchors.add("e:" + phrase_concept)
-                prev_low = low
+                            anchors.add(phrase_event)
+                prev_phrases = phrases
                 # names: capitalised words (not a sentence's first word, nor in a Title Case
                 # English headline unless the summary capitalises them too) and acronyms
                 if names and ((len(w) >= 2 and w.isupper())
@@ -463,18 +503,20 @@ def fingerprint(title: str, summary: str, lang: str, concepts: Iterable[str] = (
             for _start, _end, norm, kind in _numbers(seg):
                 if not (kind == "#" and norm in date_days):
                     anchors.add(f"{kind}:{norm}")
+    own = frozenset(tokens)
     en_tokens: frozenset[str] = frozenset()
     translated = False
     if lang == "en":
-        en_tokens = frozenset(tokens)
+        en_tokens = own
     elif translation and translation.strip():
-        tfp = fingerprint(translation, "", "en")
+        tfp = _fingerprint(translation, "", "en", (), None, False)
         en_tokens = tfp.tokens
         translated = True
         # a translation also carries numbers, dates and event words in English
         anchors |= {a for a in tfp.anchors if a[0] in "#ydeh"}
-    return Fingerprint(lang=lang, tokens=frozenset(tokens), en_tokens=en_tokens,
-                       anchors=frozenset(anchors), translated=translated)
+    bands = _bands(lang, own, en_tokens) if with_bands else None
+    return Fingerprint(lang=lang, tokens=own, en_tokens=en_tokens, anchors=frozenset(anchors),
+                       translated=translated, bands=bands)
 
 
 # -- similarity ---------------------------------------------------------------------
@@ -484,51 +526,71 @@ class Weights:
     """Inverse document frequencies of keys over the items of the window (in memory).
 
     Counts are kept per day of item time; days older than the window are
-    dropped as the newest time moves on.
+    dropped as the newest time moves on. Keys are anchors, and tokens in a
+    language space ("en:", "ru:", "kk:" before the token when asked one by one).
     """
 
     def __init__(self, window_hours: float):
         self.window_days = max(1, math.ceil(window_hours / 24)) + 1
-        self.days: dict[int, list[list[str]]] = {}  # day -> the key lists added that day
+        self.days: dict[int, list[tuple]] = {}  # day -> the (anchors, lang, tokens, English tokens) added
         self.day_items: Counter = Counter()
-        self.total: Counter = Counter()
+        # "" -> anchor counts; "en:", "ru:", "kk:" -> token counts of that language
+        self.counts: dict[str, dict[str, int]] = {"": {}, **{lang + ":": {} for lang in LANGS}}
         self.items = 0
         self.newest_day: int | None = None
         self._log_n = math.log(5)
 
-    def add(self, keys: Iterable[str], day: int) -> None:
-        keys = list(keys)
+    def add(self, fp: Fingerprint, day: int) -> None:
+        """Count an item's keys (its anchors, its tokens and its English tokens) on ``day``."""
         if self.newest_day is not None and day < self.newest_day - self.window_days:
             return  # older than anything the window still counts
-        self.days.setdefault(day, []).append(keys)
-        total = self.total
-        for k in keys:
-            total[k] = total.get(k, 0) + 1
+        entry = (fp.anchors, fp.lang, fp.tokens, fp.en_tokens if fp.lang != "en" else ())
+        self.days.setdefault(day, []).append(entry)
+        self._count(entry, 1)
         self.day_items[day] += 1
         self.items += 1
         if self.newest_day is None or day > self.newest_day:
             self.newest_day = day
-            for old in [d for d in self.days if d < day - self.window_days]:
+            old_days = [d for d in self.days if d < day - self.window_days]
+            for old in old_days:
                 for dropped in self.days.pop(old):
-                    self.total.subtract(dropped)
+                    self._count(dropped, -1)
                 self.items -= self.day_items.pop(old)
-                for k in [k for k, v in self.total.items() if v <= 0]:
-                    del self.total[k]
+            if old_days:
+                for counts in self.counts.values():
+                    for k in [k for k, v in counts.items() if v <= 0]:
+                        del counts[k]
         self._log_n = math.log(self.items + 5)
 
+    def _count(self, entry: tuple, step: int) -> None:
+        anchors, lang, tokens, en_tokens = entry
+        counts = self.counts
+        for table, keys in ((counts[""], anchors), (counts[lang + ":"], tokens), (counts["en:"], en_tokens)):
+            get = table.get
+            for k in keys:
+                table[k] = get(k, 0) + step
+
+    def df(self, key: str) -> int:
+        """In how many items of the window a key occurs."""
+        table = self.counts.get(key[:3])
+        return table.get(key[3:], 0) if table is not None else self.counts[""].get(key, 0)
+
     def __call__(self, key: str) -> float:
-        df = self.total.get(key, 0)
+        df = self.df(key)
         idf = self._log_n - (_LOG1[df] if df < 4096 else math.log(df + 1))
         base = _KEY_WEIGHT.get(key) or _BASE_WEIGHT.get(key[:2], 1.0)
         return base * (idf if idf > 0.1 else 0.1)
 
     def many(self, keys: Iterable[str], prefix: str = "") -> dict[str, float]:
         """{key: weight of prefix + key} for plain keys (tokens: base weight 1), in one loop."""
-        total, log_n, table = self.total, self._log_n, _LOG1
+        table = self.counts.get(prefix)
+        if table is None:  # not one language's tokens: key by key
+            table = {k: self.df(prefix + k) for k in keys}
+        get, log_n, logs = table.get, self._log_n, _LOG1
         out = {}
         for k in keys:
-            df = total.get(prefix + k, 0)
-            idf = log_n - (table[df] if df < 4096 else math.log(df + 1))
+            df = get(k, 0)
+            idf = log_n - (logs[df] if df < 4096 else math.log(df + 1))
             out[k] = idf if idf > 0.1 else 0.1
         return out
 
@@ -566,6 +628,14 @@ def _sums(norms: tuple) -> tuple:
     return None, norms[1], None, norms[3], None, norms[5]
 
 
+def _totals(fp: Fingerprint, w: Weights) -> tuple:
+    """:func:`_sums` of :func:`_norms` without building the weight tables."""
+    sa = sum([w(k) for k in fp.anchors])
+    st_ = sum(w.many(fp.tokens, fp.lang + ":").values())
+    se = st_ if fp.lang == "en" else sum(w.many(fp.en_tokens, "en:").values())
+    return None, sa, None, st_, None, se
+
+
 def _cosine(a: frozenset[str], b: frozenset[str], sa: float, sb: float, weights: dict) -> tuple[float, int]:
     """(weighted cosine of two key sets given their total weights, shared keys); ``weights``
     holds the weight of every key of ``a``."""
@@ -588,21 +658,38 @@ def similarity(a: Fingerprint, b: Fingerprint, w=None) -> float:
 
 
 def _score(a: Fingerprint, na, b: Fingerprint, nb, w=None) -> float:
-    anchor, shared = _cosine(a.anchors, b.anchors, na[1], nb[1], na[0])
+    # the cosines of _cosine, written out: this runs for every candidate of every item
+    sqrt = math.sqrt
+    shared = a.anchors & b.anchors
+    if shared and na[1] > 0 and nb[1] > 0:
+        weights = na[0]
+        anchor = sum([weights[k] for k in shared]) / sqrt(na[1] * nb[1])
+    else:
+        anchor = 0.0
     if a.lang == b.lang:
-        text, _ = _cosine(a.tokens, b.tokens, na[3], nb[3], na[2])
+        common = a.tokens & b.tokens
+        if common and na[3] > 0 and nb[3] > 0:
+            weights = na[2]
+            text = sum([weights[k] for k in common]) / sqrt(na[3] * nb[3])
+        else:
+            text = 0.0
         score = max(text, (text + anchor) / 2)
     else:
-        score = anchor if shared >= MIN_SHARED_ANCHORS else 0.0
+        score = anchor if shared and len(shared) >= MIN_SHARED_ANCHORS else 0.0
         if a.en_tokens and b.en_tokens:
-            text, _ = _cosine(a.en_tokens, b.en_tokens, na[5], nb[5], na[4])
+            common = a.en_tokens & b.en_tokens
+            if common and na[5] > 0 and nb[5] > 0:
+                weights = na[4]
+                text = sum([weights[k] for k in common]) / sqrt(na[5] * nb[5])
+            else:
+                text = 0.0
             score = max(score, (text + anchor) / 2, text * 0.9)
-    ea, eb = a.events - _CHANGES, b.events - _CHANGES
+    ea, eb = a.kinds, b.kinds
     if ea and eb:
         # the share of the smaller set of event kinds that the other one names too
         agree = len(ea & eb) / min(len(ea), len(eb))
         score *= EVENT_CONFLICT + (1 - EVENT_CONFLICT) * agree
-    ca, cb = a.events & _CHANGES, b.events & _CHANGES
+    ca, cb = a.changes, b.changes
     if ca and cb and not ca & cb:
         score *= EVENT_CONFLICT  # one says something stopped, the other that it came back
     na_, nb_ = a.numbers, b.numbers
@@ -649,6 +736,22 @@ def band_keys(space: str, tokens: frozenset[str]) -> list[int]:
         x ^= x >> 31
         out.append(x - (1 << 64) if x >= 1 << 63 else x)
     return out
+
+
+def _bands(lang: str, tokens: frozenset[str], en_tokens: frozenset[str]) -> tuple[int, ...]:
+    """The LSH band keys of an item: of its own tokens, and of its English tokens (across languages)."""
+    bands = band_keys(lang, tokens)
+    if lang != "en" and en_tokens:
+        bands += band_keys("en", en_tokens)
+    return tuple(bands)
+
+
+def index_keys(fp: Fingerprint) -> tuple[list[str], list[int]]:
+    """(anchor keys, LSH band keys) an item is indexed and looked up under (pure: a worker
+    process may compute them; :func:`fingerprint` already puts the band keys in ``fp.bands``)."""
+    anchors = [a for a in fp.anchors if not a.startswith("y:")]
+    bands = fp.bands if fp.bands is not None else _bands(fp.lang, fp.tokens, fp.en_tokens)
+    return anchors, list(bands)
 
 
 # -- snapshots and the alert rule -----------------------------------------------------
@@ -758,6 +861,86 @@ def item_time(item: Item) -> datetime:
     return item.fetched
 
 
+class KeyFilter:
+    """Which index keys each day may hold: a Bloom filter (one bit per key) per day, in memory.
+
+    Most of the (day, key) pairs an item looks up hold nothing (an LSH band
+    meets another only for a near-duplicate); the lookup skips the pairs that
+    certainly hold nothing. A false positive costs one read of the index, never
+    a candidate. Days before :attr:`trusted_from` and days in :attr:`unknown`
+    (index rows that did not pass through here) are always read.
+    """
+
+    BITS_PER_KEY = 16  # about 6% false positives at capacity
+    MIN_BITS = 1 << 15
+
+    def __init__(self):
+        self.days: dict[int, list[list]] = {}  # day -> segments [mask, bits, keys it still takes]
+        self.sizes: dict[int, int] = {}  # day -> keys added
+        self.trusted_from: float = math.inf  # nothing is trusted until the index is loaded
+        self.unknown: set[int] = set()
+
+    def add(self, day: int, keys: list[int]) -> None:
+        if day < self.trusted_from:
+            return  # read from the index anyway
+        segments = self.days.get(day)
+        if segments is None:
+            segments = self.days[day] = []
+            self.sizes[day] = 0
+        n = len(keys)
+        if not segments or segments[-1][2] < n:
+            # a new segment: twice the last one, or sized for the busiest day held
+            want = 2 * (segments[-1][0] + 1) if segments else self.BITS_PER_KEY * max(self.sizes.values())
+            nbits = self.MIN_BITS
+            while nbits < want:
+                nbits *= 2
+            segments.append([nbits - 1, bytearray(nbits >> 3), nbits // self.BITS_PER_KEY])
+        mask, bits, _room = segment = segments[-1]
+        for k in keys:
+            p = k & mask
+            bits[p >> 3] |= 1 << (p & 7)
+        segment[2] -= n
+        self.sizes[day] += n
+
+    def pairs(self, keys: Iterable[int], days: Iterable[int]) -> list[tuple[int, int]]:
+        """The (day, key) pairs, key by key, that may hold index rows (:meth:`may_hold`, written out)."""
+        checks = [(d, None if d < self.trusted_from or d in self.unknown else self.days.get(d, ()))
+                  for d in days]
+        out = []
+        for k in keys:
+            for d, segments in checks:
+                if segments is None:
+                    out.append((d, k))
+                    continue
+                for mask, bits, _room in segments:
+                    p = k & mask
+                    if bits[p >> 3] >> (p & 7) & 1:
+                        out.append((d, k))
+                        break
+        return out
+
+    def may_hold(self, day: int, key: int) -> bool:
+        if day < self.trusted_from or day in self.unknown:
+            return True
+        for mask, bits, _room in self.days.get(day, ()):
+            p = key & mask
+            if bits[p >> 3] >> (p & 7) & 1:
+                return True
+        return False
+
+    def forget_before(self, day: int) -> None:
+        """Drop the days before ``day`` (they are read from the index from now on)."""
+        for d in [d for d in self.days if d < day]:
+            del self.days[d]
+            del self.sizes[d]
+        self.unknown = {d for d in self.unknown if d >= day}
+        self.trusted_from = max(self.trusted_from, day)
+
+    def memory(self) -> int:
+        """Bytes held by the bit arrays."""
+        return sum(len(seg[1]) for segments in self.days.values() for seg in segments)
+
+
 class StoryIndex:
     """Assigns items to stories through an index in the store (see the module docstring).
 
@@ -779,43 +962,67 @@ class StoryIndex:
         self._last_prune = 0
         self._newest_t = 0  # the latest item time indexed (nothing lies beyond it)
         self._feed_names: dict[int, str] = {}
+        self.filter = KeyFilter()
+        self._window_days = math.ceil(self.window_s / 86400) + 1  # days of filter kept behind the newest
+        self._data_version: int | None = None  # of the store, when the filter was last in step with it
+        self._synced_id = 0  # index rows with a higher item id may be another connection's
+        self._since_sync = 0
 
     # -- public -------------------------------------------------------------
 
     def assign(self, item: Item, concepts: set[str] | Iterable[str] = (), now: datetime | None = None,
-               translation: str | None = None) -> Assignment:
+               translation: str | None = None, *, fp: Fingerprint | None = None) -> Assignment:
         """Put a stored item into a story (new or existing); writes items.story_id.
 
-        Idempotent: an item already assigned keeps its story.
+        ``fp``: the item's fingerprint when it was computed elsewhere (a worker process) with
+        :func:`fingerprint` from the item's title, summary, language, ``concepts`` and
+        ``translation``; it is used as given (``concepts`` are then not read; ``translation``
+        still gives the story its English headline). Idempotent: an item already assigned
+        keeps its story.
         """
         if item.id is None:
             raise ValueError("stories: the item has no id (store it before assigning a story)")
+        if fp is not None and (not isinstance(fp, Fingerprint) or fp.lang != item.lang):
+            raise ValueError(f"stories: fp must be the Fingerprint of item {item.id} (lang {item.lang!r}), "
+                             f"not {fp!r:.80}")
         now = now or item.fetched
         self._load()
-        known = self.store.item_story(item.id)
-        if known is not None:
-            return Assignment(story_id=known, is_new=False, size=self.store.story_size(known), score=1.0)
-        fp = fingerprint(item.title, item.summary, item.lang, concepts or (), translation)
+        self._sync()
+        if item.story_id is not None:  # assigned before (this object says so): the store decides
+            known = self._known(item.id)
+            if known is not None:
+                return known
+        if fp is None:
+            fp = fingerprint(item.title, item.summary, item.lang, concepts or (), translation)
         when = item_time(item)
         t = _epoch(when)
-        anchors, bands = self._index_keys(fp)
+        anchors, bands = index_keys(fp)
         norms = _norms(fp, self.weights)
         best_story, best_score = self._best_story(fp, norms, anchors, bands, t)
-        conn = self.store.conn
+        store = self.store
+        conn = store.conn
         own_tx = not conn.in_transaction
         try:
-            size = None
             feed_name = self._feed_name(item.feed_id)
+            size = None
             if best_story is not None:
-                size = self.store.add_to_story(best_story, item, when, translation, feed_name)
+                # claim the item row first: an item assigned meanwhile keeps its story
+                if not store.claim_story_item(item.id, best_story):
+                    return self._lost_claim(item, own_tx)
+                size = store.add_to_story(best_story, item, when, translation, feed_name)
                 if size is None:  # the story is gone (retention): start afresh
                     log.warning("story missing story=%s item=%s", best_story, item.id)
             if size is None:
-                story_id = self.store.create_story(item, when, translation, feed_name)
+                story_id = store.create_story(item, when, translation, feed_name)
+                if not store.claim_story_item(item.id, story_id, force=best_story is not None):
+                    store.delete_story(story_id)
+                    return self._lost_claim(item, own_tx)
                 size, is_new, score = 1, True, 1.0
             else:
                 story_id, is_new, score = best_story, False, best_score
-            self.store.index_story_item(item.id, story_id, t, fp.lang, _pack(fp), [*map(_h64, anchors), *bands])
+            keys = [*map(_h64, anchors), *bands]
+            store.index_story_item(item.id, story_id, t, fp.lang, _pack(fp), keys)
+            self.filter.add(t // 86400, keys)  # (a rollback leaves bits that cost a read, never a miss)
             if own_tx:
                 conn.commit()
         except BaseException:
@@ -823,15 +1030,59 @@ class StoryIndex:
                 conn.rollback()
             raise
         item.story_id = story_id
-        self._newest_t = max(self._newest_t, t)
+        if t > self._newest_t:
+            if t // 86400 > self._newest_t // 86400:
+                self.filter.forget_before((t - self.window_s) // 86400 - 1)
+            self._newest_t = t
         self._remember(item.id, story_id, t, fp, norms, self.weights.version)
-        self.weights.add(self._weight_keys(fp), t // 86400)
+        self.weights.add(fp, t // 86400)
         self._assigned += 1
         if self._assigned - self._last_prune >= PRUNE_EVERY:
             self._last_prune = self._assigned
             self.prune(_epoch(now) - 2 * self.window_s, PRUNE_ITEMS)
         log.debug("story assigned item=%s story=%s new=%s score=%.2f", item.id, story_id, is_new, score)
         return Assignment(story_id=story_id, is_new=is_new, size=size, score=score)
+
+    def _sync(self) -> None:
+        """Keep the key filter in step with index rows other connections wrote (another
+        process polling the same file): they are read once, by item id."""
+        store = self.store
+        version = store.data_version()
+        if version == self._data_version:
+            self._since_sync += 1
+            if self._since_sync >= 1000:
+                # nobody else wrote since the last look: every row so far passed through here
+                newest_id = store.newest_indexed_id()
+                if store.data_version() == version:
+                    self._synced_id, self._since_sync = newest_id, 0
+            return
+        self._data_version = version
+        self._since_sync = 0
+        rows = store.indexed_items_after(self._synced_id)
+        for item_id, _story_id, t, packed, keys in rows:
+            if keys is None:
+                anchors, bands = index_keys(_unpack(packed))
+                keys = [*map(_h64, anchors), *bands]
+            self.filter.add(t // 86400, keys)
+            self._newest_t = max(self._newest_t, t)
+            self._synced_id = max(self._synced_id, item_id)
+
+    def _known(self, item_id: int) -> Assignment | None:
+        """The assignment of an item already in a story, or None."""
+        known = self.store.item_story(item_id)
+        if known is None:
+            return None
+        return Assignment(story_id=known, is_new=False, size=self.store.story_size(known), score=1.0)
+
+    def _lost_claim(self, item: Item, own_tx: bool) -> Assignment:
+        """The item row was not free: it has a story already, or there is no such row."""
+        if own_tx:
+            self.store.conn.commit()
+        known = self._known(item.id)
+        if known is None:
+            raise ValueError(f"stories: item {item.id} is not in the store (store it before assigning a story)")
+        item.story_id = known.story_id
+        return known
 
     def _feed_name(self, feed_id: int) -> str | None:
         """A feed's name, remembered for a while (a renamed feed shows its new name soon)."""
@@ -849,9 +1100,11 @@ class StoryIndex:
         """Forget (from the index only) up to ``limit`` of the oldest items with a time before
         ``t_before``; a bounded slice, so that no call pays for a backlog. Returns how many."""
         rows = []
-        for item_id, t, packed in self.store.oldest_indexed_items(t_before, limit):
-            anchors, bands = self._index_keys(_unpack(packed))
-            rows.append((item_id, t, [*map(_h64, anchors), *bands]))
+        for item_id, t, packed, keys in self.store.oldest_indexed_items(t_before, limit):
+            if keys is None:  # indexed before the keys were recorded (or damaged): recompute them
+                anchors, bands = index_keys(_unpack(packed))
+                keys = [*map(_h64, anchors), *bands]
+            rows.append((item_id, t, keys))
             self._cache.pop(item_id, None)
         return self.store.unindex_story_items(rows) if rows else 0
 
@@ -887,31 +1140,30 @@ class StoryIndex:
         if self._loaded:
             return
         self._loaded = True
-        newest = self.store.newest_indexed_time()
+        store = self.store
+        self._data_version = store.data_version()
+        self._synced_id = store.newest_indexed_id()
+        newest = store.newest_indexed_time()
         if newest is None:
+            self.filter.trusted_from = -math.inf  # an empty index: every day is known
             return
         self._newest_t = max(self._newest_t, newest)
-        for item_id, story_id, t, packed in self.store.indexed_items_since(newest - self.window_s - 86400):
+        since = newest - self.window_s - 86400
+        self.filter.trusted_from = since // 86400 + 1  # whole days from here on
+        for item_id, story_id, t, packed, keys in store.indexed_items_since(since, with_keys=True):
             fp = _unpack(packed)
-            self.weights.add(self._weight_keys(fp), t // 86400)
+            day = t // 86400
+            self.weights.add(fp, day)
             self._remember(item_id, story_id, t, fp)
+            if keys is None:  # indexed before the keys were recorded: that day is read, not filtered
+                self.filter.unknown.add(day)
+            else:
+                self.filter.add(day, keys)
         version = self.weights.version
         for item_id, (story_id, fp, t, _norms_then, _seen) in list(self._cache.items()):
-            self._cache[item_id] = (story_id, fp, t, _sums(_norms(fp, self.weights)), version)
+            self._cache[item_id] = (story_id, fp, t, _totals(fp, self.weights), version)
 
-    @staticmethod
-    def _weight_keys(fp: Fingerprint) -> list[str]:
-        return ([*fp.anchors] + [fp.lang + ":" + k for k in fp.tokens]
-                + ([("en:" + k) for k in fp.en_tokens] if fp.lang != "en" else []))
-
-    @staticmethod
-    def _index_keys(fp: Fingerprint) -> tuple[list[str], list[int]]:
-        """(anchor keys, LSH band keys) an item is indexed and looked up under."""
-        anchors = [a for a in fp.anchors if not a.startswith("y:")]
-        bands = band_keys(fp.lang, fp.tokens)
-        if fp.lang != "en" and fp.en_tokens:
-            bands += band_keys("en", fp.en_tokens)
-        return anchors, bands
+    _index_keys = staticmethod(index_keys)
 
     def _best_story(self, fp: Fingerprint, mine: tuple, anchors: list[str], bands: list[int],
                     t: int) -> tuple[int | None, float]:
@@ -922,8 +1174,12 @@ class StoryIndex:
             query[b] = BAND_WEIGHT
         if not query:
             return None, 0.0
+        t_min = t - self.window_s
         t_max = min(t + self.window_s, max(t, self._newest_t))
-        hits = self.store.story_key_hits(list(query), t - self.window_s, t_max, POSTINGS_PER_KEY)
+        pairs = self.filter.pairs(query, range(t_min // 86400, t_max // 86400 + 1))
+        if not pairs:
+            return None, 0.0
+        hits = self.store.story_key_hits(list(query), t_min, t_max, POSTINGS_PER_KEY, pairs=pairs)
         if not hits:
             return None, 0.0
         # rank candidates by the weight of the keys they share with the item
@@ -931,20 +1187,24 @@ class StoryIndex:
         for key, item_id in hits:
             rank[item_id] = rank.get(item_id, 0.0) + query[key]
         top = sorted(rank, key=lambda i: (rank[i], i), reverse=True)[:MAX_CANDIDATES]
-        best: tuple[int | None, float] = (None, 0.0)
+        best_story, best = None, 0.0
         w = self.weights
         version = w.version
+        cache = self._cache
         for item_id, entry in self._entries(top).items():
             story_id, other, other_t, norms, seen = entry
             if seen != version:
-                norms = _sums(_norms(other, w))
-                self._cache[item_id] = (story_id, other, other_t, norms, version)
-            score = _score(fp, mine, other, norms) * time_factor((t - other_t) / 3600)
-            if score > best[1]:
-                best = (story_id, score)
-        if best[1] >= JOIN_THRESHOLD:
-            return best
-        return None, best[1]
+                norms = _totals(other, w)
+                cache[item_id] = (story_id, other, other_t, norms, version)
+            score = _score(fp, mine, other, norms)
+            gap = abs(t - other_t) / 3600 - TIME_GRACE_HOURS  # time_factor, written out
+            if gap > 0:
+                score *= 1.0 / (1.0 + gap / TIME_HALF_HOURS)
+            if score > best:
+                best_story, best = story_id, score
+        if best >= JOIN_THRESHOLD:
+            return best_story, best
+        return None, best
 
     def _entries(self, item_ids: list[int]) -> dict[int, tuple]:
         """Cached (story_id, fingerprint, t, norms, weights version) of indexed items."""
