@@ -75,6 +75,7 @@ import json
 import logging
 import os
 import random
+import re
 import socket
 import time
 import warnings
@@ -126,17 +127,32 @@ def make_bot(cfg: Config, connection_pool_size: int | None = None, lean: bool = 
     """A PTB ``Bot`` for ``[telegram] base_url`` and ``TELEGRAM_BOT_TOKEN`` (not yet initialised).
 
     ``lean=True`` uses :class:`LeanRequest` (several times less CPU per call than
-    httpx; for bulk sending) instead of PTB's default httpx client.
+    httpx; for bulk sending) instead of PTB's default httpx client, unless the
+    environment names a proxy for the Bot API's host (``HTTPS_PROXY``,
+    ``ALL_PROXY``..., not bypassed by ``NO_PROXY``): LeanRequest connects
+    directly, httpx honours those variables.
     """
     if not cfg.telegram.token:
         raise DeliveryError("delivery: TELEGRAM_BOT_TOKEN is not set")
     pool = connection_pool_size or max(8, cfg.delivery.max_in_flight + 4)
+    if lean and _env_proxy_for(cfg.telegram.base_url):
+        log.info("delivery: a proxy is set in the environment for the Bot API; sending through httpx, which uses it")
+        lean = False
     if lean:
         request: BaseRequest = LeanRequest(pool_size=pool)
     else:
         request = HTTPXRequest(connection_pool_size=pool, read_timeout=15.0, write_timeout=15.0,
                                connect_timeout=10.0, pool_timeout=10.0)
     return telegram.Bot(cfg.telegram.token, base_url=cfg.telegram.base_url, request=request)
+
+
+# LeanRequest's answer parsing: Telegram's success envelope up to the message id, and the
+# status line and the three header fields it needs
+_MESSAGE_ID = re.compile(rb'\{\s*"ok"\s*:\s*true\s*,\s*"result"\s*:\s*\{\s*"message_id"\s*:\s*(\d+)\s*[,}]')
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) (\d{3})")
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n")
+_CHUNKED = re.compile(rb"\r\ntransfer-encoding:[^\r\n]*chunked")
+_CONNECTION_CLOSE = re.compile(rb"\r\nconnection:[^\r\n]*close")
 
 
 class _JSONBody:
@@ -149,6 +165,17 @@ class _JSONBody:
         self.json_payload = body
 
 
+def _env_proxy_for(url: str) -> bool:
+    """Whether the environment's proxy variables apply to ``url`` (as httpx reads them)."""
+    import urllib.request
+
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    if not (proxies.get(parts.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass_environment(parts.hostname or "", proxies)
+
+
 class LeanRequest(BaseRequest):
     """A small HTTP/1.1 keep-alive client on asyncio streams for PTB's ``Bot``.
 
@@ -157,8 +184,10 @@ class LeanRequest(BaseRequest):
     parameters as a JSON body (which the Bot API accepts) for a fraction of that. It speaks http and https
     (certificate-checked), keeps up to ``pool_size`` connections, answers
     timeouts with PTB's ``TimedOut`` and broken connections with
-    ``NetworkError``. Uploads (multipart) and proxies are passed to an
-    ``HTTPXRequest``.
+    ``NetworkError``. Uploads (multipart) are passed to an ``HTTPXRequest``.
+    It connects directly (no proxy support; :func:`make_bot` picks httpx when the
+    environment names a proxy). :meth:`post_message` posts a ready JSON body
+    (the outbox sender's path).
     """
 
     def __init__(self, pool_size: int = 32, connect_timeout: float = 10.0, read_timeout: float = 15.0,
@@ -191,15 +220,29 @@ class LeanRequest(BaseRequest):
     def _timeout(self, value: Any, name: str) -> float | None:
         return self._timeouts[name] if isinstance(value, DefaultValue) else value
 
-    async def post_json(self, url: str, body: bytes) -> Any:
-        """POST a body already rendered as JSON; the ``result`` of the answer, or PTB's exception.
+    async def post_message(self, url: str, body: bytes) -> int | None:
+        """POST a body already rendered as JSON to a method that answers with a Message
+        (``sendMessage``); return the message's ``message_id``.
 
-        The same answer handling as ``Bot`` calls (``RetryAfter``, ``Forbidden``,
-        ``BadRequest``, ``ChatMigrated``, ``NetworkError``, ...) through
-        ``BaseRequest.post``, without building PTB's per-parameter request objects:
-        the outbox sender renders each message's body once, straight from its row.
+        Telegram's answers become PTB's exceptions exactly as for ``Bot`` calls
+        (``RetryAfter``, ``Forbidden``, ``BadRequest``, ``ChatMigrated``,
+        ``NetworkError``, ...: ``BaseRequest``'s own answer handling), without PTB's
+        per-parameter request objects, and the ``message_id`` is read from the
+        head of Telegram's answer (``{"ok":true,"result":{"message_id":N,...``)
+        rather than by decoding the whole message (any other shape is decoded).
         """
-        return await self.post(url, _JSONBody(body))
+        payload = await self._request_wrapper(url=url, method="POST", request_data=_JSONBody(body))
+        head = _MESSAGE_ID.match(payload)
+        if head is not None:
+            return int(head.group(1))
+        try:
+            answer = json.loads(payload.decode("utf-8", "replace"))
+        except ValueError:
+            answer = None
+        result = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(result, dict) or answer.get("ok") is not True:
+            raise NetworkError(f"LeanRequest: unexpected answer to a message: {payload[:200]!r}")
+        return result.get("message_id")
 
     def _route(self, url: str, method: str) -> tuple[tuple[str, str, int], bytes]:
         """Connection key and request head (up to Content-Length) for a URL, cached."""
@@ -291,15 +334,12 @@ class LeanRequest(BaseRequest):
     @staticmethod
     async def _response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
         head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        version, status_text = lines[0].split(" ", 2)[:2]
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                name, value = line.split(":", 1)
-                headers[name.strip().lower()] = value.strip()
-        keep = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
-        if headers.get("transfer-encoding", "").lower() == "chunked":
+        status_line = _STATUS_LINE.match(head)
+        if status_line is None:
+            raise ValueError(f"not an HTTP response: {head[:80]!r}")
+        fields = head.lower()  # only three header fields matter here
+        keep = status_line.group(1) == b"1" and _CONNECTION_CLOSE.search(fields) is None
+        if _CHUNKED.search(fields) is not None:
             chunks = []
             while True:
                 size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
@@ -310,12 +350,12 @@ class LeanRequest(BaseRequest):
                 chunks.append(await reader.readexactly(size))
                 await reader.readline()
             payload = b"".join(chunks)
-        elif "content-length" in headers:
-            payload = await reader.readexactly(int(headers["content-length"]))
+        elif (length := _CONTENT_LENGTH.search(fields)) is not None:
+            payload = await reader.readexactly(int(length.group(1)))
         else:
             payload = await reader.read()
             keep = False
-        return int(status_text), keep, payload
+        return int(status_line.group(2)), keep, payload
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
@@ -408,8 +448,8 @@ class Sender:
         # (PTB's per-parameter request objects cost more CPU than the HTTP exchange); other
         # request classes go through Bot.do_api_request
         request = getattr(bot, "request", None)
-        self._post_json = request.post_json if isinstance(request, LeanRequest) else None
-        self._send_url = f"{bot.base_url}/sendMessage" if self._post_json is not None else ""
+        self._post_message = request.post_message if isinstance(request, LeanRequest) else None
+        self._send_url = f"{bot.base_url}/sendMessage" if self._post_message is not None else ""
 
     # -- public ------------------------------------------------------------------
 
@@ -693,13 +733,14 @@ class Sender:
         or MOVED (now queued under a migrated chat id)."""
         row_id, chat_id = row["id"], chat.chat_id  # already claimed ('sending', committed) by _start
         try:
-            # the raw result (a dict): building a telegram.Message with its entities would cost
-            # more CPU than the whole HTTP exchange, and only message_id is kept
-            if self._post_json is not None:
-                result = await self._post_json(self._send_url, self._body(row, chat_id))
+            # only message_id is kept: no telegram.Message is built (its entities would cost more
+            # CPU than the whole HTTP exchange); LeanRequest does not even decode the answer's JSON
+            if self._post_message is not None:
+                message_id = await self._post_message(self._send_url, self._body(row, chat_id))
             else:
                 result = await self.bot.do_api_request("sendMessage",
                                                        api_kwargs=self._params({**row, "chat_id": chat_id}))
+                message_id = result.get("message_id") if isinstance(result, dict) else None
         except RetryAfter as exc:
             wait = max(retry_after_seconds(exc), 0.0)
             now = self.monotonic()
@@ -754,7 +795,7 @@ class Sender:
             return self._retry_later(chat, row, exc)
         # Telegram accepted it: commit before anything else is awaited. Answers parsed in the same
         # event-loop step are committed together, at the end of that step (call_soon, no I/O between).
-        self._sent_batch.append((row_id, result.get("message_id") if isinstance(result, dict) else None))
+        self._sent_batch.append((row_id, message_id))
         if len(self._sent_batch) == 1:
             asyncio.get_running_loop().call_soon(self._commit_sent)
         self.report.sent += 1

@@ -171,16 +171,25 @@ def run_service(cfg: Config) -> int:
 
     store = Store(cfg.storage.path)
     store.sync_feeds(cfg.feeds)
-    holder: dict[str, Service] = {}
+    holder: dict = {}  # the Service and the sender's Bot, once started
 
     async def post_init(app) -> None:
-        service = Service(cfg, store, bot=app.bot)
+        from .delivery import make_bot
+
+        # the outbox sender has its own Bot on bot.delivery.LeanRequest (a fraction of httpx's CPU
+        # per message); the Application's bot (httpx) answers the updates
+        sender_bot = make_bot(cfg, lean=True)
+        await sender_bot.initialize()
+        holder["sender_bot"] = sender_bot
+        service = Service(cfg, store, bot=sender_bot)
         holder["service"] = service
         await service.start(app.job_queue)
 
     async def post_stop(app) -> None:
         if "service" in holder:
             await holder["service"].stop()
+        if "sender_bot" in holder:
+            await holder.pop("sender_bot").shutdown()
 
     def watchwords_changed(*_args) -> None:
         service = holder.get("service")
@@ -288,7 +297,7 @@ async def _drain(cfg: Config, store: Store, timeout: float = 120.0) -> int:
     """Send what the outbox holds now, then return (for one-shot CLI sends)."""
     from .delivery import Sender, make_bot
 
-    bot = make_bot(cfg)
+    bot = make_bot(cfg, lean=True)
     async with bot:
         sender = Sender(bot, store, cfg.delivery)
         return await asyncio.wait_for(sender.drain(), timeout=timeout)

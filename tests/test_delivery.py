@@ -413,10 +413,11 @@ def test_rows_left_sending_by_a_dead_sender_are_resent_live_ones_are_not(db_path
     store.close()
 
 
-def run_worker(db: Path, server: BotAPIServer, n: int, rate: float, in_flight: int = 4) -> subprocess.Popen:
+def run_worker(db: Path, server: BotAPIServer, n: int, rate: float, in_flight: int = 4,
+               client: str = "httpx") -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-m", "tests.delivery_worker", str(db), server.base_url,
-                             server.token, str(n), str(rate), str(in_flight)], env=env, cwd=REPO,
+                             server.token, str(n), str(rate), str(in_flight), client], env=env, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -425,13 +426,14 @@ def sending_rows(db: Path) -> list[str]:
         return [r[0] for r in conn.execute("SELECT text FROM outbox WHERE status = 'sending'")]
 
 
-def test_kill_9_mid_fan_out_then_restart_delivers_each_message_once(tmp_path, server):
+@pytest.mark.parametrize("client", ["httpx", "lean"])
+def test_kill_9_mid_fan_out_then_restart_delivers_each_message_once(tmp_path, server, client):
     """The kill lands the moment the server accepts a message (the worst instant): nothing is
     lost, and only a message that was in flight then (accepted, not yet committed) may repeat.
     (With more requests in flight, each of them may; the next test pins the window down.)"""
     in_flight = 1
     db, n = tmp_path / "fanout.db", 100
-    worker = run_worker(db, server, n, rate=60, in_flight=in_flight)
+    worker = run_worker(db, server, n, rate=60, in_flight=in_flight, client=client)
     server.wait_for(lambda: len(server.sent()) >= 30, timeout=30)
     worker.send_signal(signal.SIGKILL)
     worker.wait(10)
@@ -439,7 +441,7 @@ def test_kill_9_mid_fan_out_then_restart_delivers_each_message_once(tmp_path, se
     in_window = sending_rows(db)  # accepted-or-not, their fate is unknown to the outbox
     assert before < n, "the worker finished before it was killed"
 
-    again = run_worker(db, server, n, rate=200)  # enqueues the same N again: dedup keeps it once
+    again = run_worker(db, server, n, rate=200, client=client)  # enqueues the same N again: dedup keeps it once
     out, _ = again.communicate(timeout=60)
     assert again.returncode == 0, out.decode()
 
@@ -451,19 +453,20 @@ def test_kill_9_mid_fan_out_then_restart_delivers_each_message_once(tmp_path, se
     assert len(repeated) <= in_flight  # so at most one with one request in flight
 
 
-def test_the_duplicate_window_is_the_message_in_flight_when_killed(tmp_path, server):
+@pytest.mark.parametrize("client", ["httpx", "lean"])
+def test_the_duplicate_window_is_the_message_in_flight_when_killed(tmp_path, server, client):
     """Killed after the server accepted a message and before the sender committed it:
     exactly that one message arrives twice, every other one once."""
     db, n = tmp_path / "window.db", 30
     server.fail_next(1, hold=30, chat_id=10_010, methods=("sendMessage",))  # accepted, answer held back
-    worker = run_worker(db, server, n, rate=100)
+    worker = run_worker(db, server, n, rate=100, client=client)
     server.wait_for(lambda: server.sent(10_010), timeout=30)
     time.sleep(0.3)
     worker.send_signal(signal.SIGKILL)
     worker.wait(10)
     assert sending_rows(db) == ["fan-out 10"]
 
-    again = run_worker(db, server, n, rate=100)
+    again = run_worker(db, server, n, rate=100, client=client)
     out, _ = again.communicate(timeout=60)
     assert again.returncode == 0, out.decode()
     counts = collections.Counter(texts(server))
