@@ -95,9 +95,10 @@ class Matcher:
     # -- compiling -----------------------------------------------------------
 
     def set_watchwords(self, watchwords: Iterable[WatchWord]) -> None:
-        """Replace the watch words (recompiles the lookup tables; the topics stay)."""
+        """Replace the watch words (the topics stay). The lookup tables are rebuilt on the next
+        match, not here: a process that hands matching to workers never builds them."""
         self.watchwords = tuple(watchwords)
-        self._compile()
+        self._stale = True
 
     def _keys(self, word: str, lang: str) -> tuple[str, ...]:
         if lang == "kk" and lang_mod._CYR.search(word):
@@ -205,6 +206,9 @@ class Matcher:
         """hit key -> [(position, surface)] of the words or phrases that matched it."""
         if lang not in LANGS:
             raise ValueError(f"match: language must be one of {', '.join(LANGS)}, not {lang!r}")
+        if self._stale:
+            self._compile()
+            self._stale = False
         active = self._active[lang]  # word -> its entry when it hits anything, else 0
         text = f"{title}\n{summary}" if summary else title
         ws = lang_mod._WORD.findall(text)
