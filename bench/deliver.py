@@ -11,12 +11,19 @@ sender's interpreter. Measured in one run:
    achieved (target >= 95% of 30), 429s received (target 0), lost/repeated;
 2. limit 1,000/s: the Sender configured for 1,000/s: its own ceiling
    (target >= 500 msg/s), 429s, lost/repeated;
-3. baselines: a naive sequential ``send_message`` loop (no outbox, no pacing,
-   no retries) against the same two limits.
+3. limit off: the Sender unpaced (``global_per_second`` 10^6), where nothing
+   but the sender (and the server) sets the rate: the real ceiling;
+4. baselines: a naive sequential ``send_message`` loop (no outbox, no pacing,
+   no retries) against the 30/s and 1,000/s limits.
 
-The 1,000/s Sender runs twice: with PTB's default httpx client and with
-:class:`bot.delivery.LeanRequest`. Peak RSS is the benchmark process's (sender, SQLite, PTB); the server's is
-printed separately.
+The 1,000/s Sender runs with PTB's default httpx client and with
+:class:`bot.delivery.LeanRequest`; the unpaced one runs with LeanRequest twice:
+as the outbox sender does (JSON bodies rendered from the rows,
+``LeanRequest.post_message``) and, as a same-run baseline, through PTB's
+``Bot.do_api_request`` (how it sent before). CPU per message is given for the
+sender (this process) and for the server (its own process, from /proc), so it
+shows which side sets the pace. Peak RSS is the benchmark process's (sender,
+SQLite, PTB); the server's is printed separately.
 """
 
 from __future__ import annotations
@@ -84,6 +91,12 @@ class RemoteServer:
     def stats(self) -> dict:
         return self._call("/_test/stats")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> float:
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
@@ -104,7 +117,8 @@ def outcome(server: RemoteServer, n: int) -> dict:
     return {"lost": n - delivered, "repeated": repeated, "429": stats["counters"].get("429", 0)}
 
 
-async def run_sender(server: RemoteServer, n: int, cfg: DeliveryConfig, db: Path, lean: bool = False) -> dict:
+async def run_sender(server: RemoteServer, n: int, cfg: DeliveryConfig, db: Path, lean: bool = False,
+                     through_ptb: bool = False) -> dict:
     store = Store(db)
     store.enqueue_many([{"chat_id": FIRST_CHAT + i, "kind": "digest", "text": digest_text(FIRST_CHAT + i),
                          "dedup_key": f"digest:{FIRST_CHAT + i}:bench", "disable_preview": True}
@@ -112,13 +126,17 @@ async def run_sender(server: RemoteServer, n: int, cfg: DeliveryConfig, db: Path
     request = LeanRequest(pool_size=cfg.max_in_flight + 4) if lean else None
     async with telegram.Bot(server.token, base_url=server.base_url, request=request) as bot:
         sender = Sender(bot, store, cfg)
-        started, cpu0 = time.perf_counter(), time.process_time()
+        if through_ptb:  # the baseline: every message through Bot.do_api_request, as before post_message
+            sender._post_message = None
+        started, cpu0, server_cpu0 = time.perf_counter(), time.process_time(), server.cpu_seconds()
         report = await sender.run_once()
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
+        server_cpu = server.cpu_seconds() - server_cpu0
     counts = store.outbox_counts()
     store.close()
     return {"elapsed": elapsed, "rate": report.sent / elapsed, "sent": report.sent,
-            "cpu_ms": cpu * 1000 / max(1, report.sent), "outbox": counts, **outcome(server, n)}
+            "cpu_ms": cpu * 1000 / max(1, report.sent), "server_cpu_ms": server_cpu * 1000 / max(1, report.sent),
+            "outbox": counts, **outcome(server, n)}
 
 
 async def run_naive(server: RemoteServer, n: int) -> dict:
@@ -172,6 +190,12 @@ async def main(argv: list[str] | None = None) -> None:
         server.reset(global_rate=1000, chat_rate=1, group_per_minute=20)
         naive_fast = await run_naive(server, n_fast)
 
+        open_cfg = DeliveryConfig(global_per_second=1_000_000, max_in_flight=32)
+        server.reset(global_rate=0, chat_rate=1, group_per_minute=20)
+        unpaced_ptb = await run_sender(server, n_fast, open_cfg, tmp / "unpaced-ptb.db", lean=True, through_ptb=True)
+        server.reset(global_rate=0, chat_rate=1, group_per_minute=20)
+        unpaced = await run_sender(server, n_fast, open_cfg, tmp / "unpaced.db", lean=True)
+
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print()
         print(line(f"server limit 30/s: outbox Sender ({args.client}) n={n}", slow))
@@ -179,6 +203,8 @@ async def main(argv: list[str] | None = None) -> None:
         print(line(f"server limit 1000/s: outbox Sender (httpx) n={n_fast}", fast))
         print(line(f"server limit 1000/s: outbox Sender (LeanRequest) n={n_fast}", lean))
         print(line(f"server limit 1000/s: naive loop n={n_fast}", naive_fast))
+        print(line(f"limit off: Sender (Lean via Bot.do_api_request) n={n_fast}", unpaced_ptb))
+        print(line(f"limit off: Sender (LeanRequest.post_message) n={n_fast}", unpaced))
         print()
         print(f"30/s: {slow['rate']:.2f} msg/s = {slow['rate'] / 30:.1%} of the limit (target >= 95%), "
               f"429s {slow['429']} (target 0), lost {slow['lost']}, repeated {slow['repeated']}")
@@ -186,15 +212,20 @@ async def main(argv: list[str] | None = None) -> None:
             print(f"1000/s: sender ceiling with {name} {r['rate']:.0f} msg/s (target >= 500), "
                   f"{r['rate'] / naive_fast['rate']:.2f}x the naive sequential loop "
                   f"({naive_fast['rate']:.0f} msg/s), 429s {r['429']}, lost {r['lost']}, repeated {r['repeated']}")
-        for name, r in (("30/s", slow), ("1000/s httpx", fast), ("1000/s LeanRequest", lean)):
-            print(f"sender CPU per message ({name}): {r['cpu_ms']:.2f} ms "
-                  f"-> at most {1000 / r['cpu_ms']:.0f} msg/s on one free core")
+        print(f"limit off: sender ceiling {unpaced['rate']:.0f} msg/s with post_message, "
+              f"{unpaced_ptb['rate']:.0f} msg/s through Bot.do_api_request (same run): "
+              f"{unpaced['rate'] / unpaced_ptb['rate']:.2f}x; lost {unpaced['lost']}, repeated {unpaced['repeated']}")
+        for name, r in (("30/s", slow), ("1000/s httpx", fast), ("1000/s LeanRequest", lean),
+                        ("limit off, via Bot.do_api_request", unpaced_ptb), ("limit off, post_message", unpaced)):
+            print(f"CPU per message ({name}): sender {r['cpu_ms']:.2f} ms "
+                  f"-> at most {1000 / r['cpu_ms']:.0f} msg/s on one free core; server {r['server_cpu_ms']:.2f} ms")
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"naive loop at 30/s: {naive_slow['errors']} of {min(n, args.naive_slow)} sends failed "
               f"(429) and were lost")
         print(f"peak RSS: benchmark process (sender + SQLite + PTB) {rss:.0f} MB, "
               f"server process {server.rss_mb():.0f} MB")
-        print(f"outbox after the runs: 30/s {slow['outbox']}, 1000/s {fast['outbox']}, lean {lean['outbox']}")
+        print(f"outbox after the runs: 30/s {slow['outbox']}, 1000/s {fast['outbox']}, lean {lean['outbox']}, "
+              f"unpaced {unpaced_ptb['outbox']} / {unpaced['outbox']}")
     finally:
         server.close()
 
