@@ -752,8 +752,8 @@ class Sender:
             if not own_limit:
                 self._global_until = max(self._global_until, *self._flooded.values())
             self.report.flood_waits += 1
-            self.store.outbox_retry(row_id, self.clock() + timedelta(seconds=wait), f"flood control: retry after {wait:g}s",
-                                    count_attempt=False)
+            self.store.outbox_retry(row_id, self.clock() + timedelta(seconds=wait),
+                                    f"flood control: retry after {wait:g}s", count_attempt=False)
             log.warning("flood control chat=%s outbox=%s retry_after=%g scope=%s", chat_id, row_id, wait,
                         "chat" if own_limit else "all")
             return REQUEUE
