@@ -699,6 +699,8 @@ class Store:
     # -- stories -------------------------------------------------------------
     # (bot.stories is the only caller; none of these commit: the caller's transaction does)
 
+    _json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), built once
+
     def story_key_hits(self, keys: list[int], t_min: int, t_max: int, per_key: int, *,
                        pairs: Iterable[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
         """(key, item_id) rows under these index keys with a time in [t_min, t_max], the newest
@@ -807,8 +809,8 @@ class Store:
             "INSERT INTO stories(first_seen, last_seen, item_count, headline, headline_lang, langs, sources, "
             "headlines, first_item) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)",
             (seen, seen, item.title, item.lang, item.lang,
-             json.dumps([feed_name or self._feed_name(item.feed_id)], ensure_ascii=False),
-             json.dumps(headlines, ensure_ascii=False), item.id),
+             self._json([feed_name or self._feed_name(item.feed_id)]),
+             self._json(headlines), item.id),
         ).lastrowid
 
     def add_to_story(self, story_id: int, item: Item, when: datetime, translation: str | None = None,
@@ -840,7 +842,7 @@ class Store:
             "UPDATE stories SET first_seen = ?, last_seen = ?, item_count = ?, langs = ?, sources = ?, "
             "headlines = ? WHERE id = ?",
             (iso(min(first, when)), iso(max(last, when)), size, ",".join(langs),
-             json.dumps(sources, ensure_ascii=False), json.dumps(headlines, ensure_ascii=False), story_id),
+             self._json(sources), self._json(headlines), story_id),
         )
         return size
 

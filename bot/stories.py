@@ -305,8 +305,10 @@ class Fingerprint:
     """What one item is compared by. Keys are strings; see the module docstring.
 
     Picklable (workers compute fingerprints in other processes). ``bands``, the
-    item's MinHash LSH band keys, is filled by :func:`fingerprint`; a fingerprint
-    read back from the store has none, and :func:`index_keys` computes them.
+    item's MinHash LSH band keys, and ``packed``, its form in the store, are
+    filled by :func:`fingerprint` (so that a worker computes them too); a
+    fingerprint read back from the store has neither, and :func:`index_keys`
+    and :func:`_pack` compute them.
     """
 
     lang: str
@@ -316,6 +318,7 @@ class Fingerprint:
     #                          "c:" concepts, "e:" lexicon
     translated: bool = False  # en_tokens come from a translation
     bands: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
+    packed: str | None = field(default=None, compare=False, repr=False)  # _pack(), when computed
 
     events: frozenset[str] = field(init=False, compare=False, repr=False)  # "e:" anchors naming events
     numbers: frozenset[str] = field(init=False, compare=False, repr=False)  # "#:" anchors
@@ -514,9 +517,13 @@ def _fingerprint(title: str, summary: str, lang: str, concepts: Iterable[str], t
         translated = True
         # a translation also carries numbers, dates and event words in English
         anchors |= {a for a in tfp.anchors if a[0] in "#ydeh"}
-    bands = _bands(lang, own, en_tokens) if with_bands else None
-    return Fingerprint(lang=lang, tokens=own, en_tokens=en_tokens, anchors=frozenset(anchors),
-                       translated=translated, bands=bands)
+    if not with_bands:
+        return Fingerprint(lang=lang, tokens=own, en_tokens=en_tokens, anchors=frozenset(anchors),
+                           translated=translated)
+    fp = Fingerprint(lang=lang, tokens=own, en_tokens=en_tokens, anchors=frozenset(anchors),
+                     translated=translated, bands=_bands(lang, own, en_tokens))
+    object.__setattr__(fp, "packed", _pack(fp))
+    return fp
 
 
 # -- similarity ---------------------------------------------------------------------
@@ -575,6 +582,17 @@ class Weights:
         table = self.counts.get(key[:3])
         return table.get(key[3:], 0) if table is not None else self.counts[""].get(key, 0)
 
+    def anchors(self, keys: Iterable[str]) -> dict[str, float]:
+        """{anchor: its weight} (what ``self(anchor)`` gives), in one loop."""
+        get, log_n, logs = self.counts[""].get, self._log_n, _LOG1
+        special, base = _KEY_WEIGHT.get, _BASE_WEIGHT.get
+        out = {}
+        for k in keys:
+            df = get(k, 0)
+            idf = log_n - (logs[df] if df < 4096 else math.log(df + 1))
+            out[k] = (special(k) or base(k[:2], 1.0)) * (idf if idf > 0.1 else 0.1)
+        return out
+
     def __call__(self, key: str) -> float:
         df = self.df(key)
         idf = self._log_n - (_LOG1[df] if df < 4096 else math.log(df + 1))
@@ -612,7 +630,7 @@ _KEY_WEIGHT.update({"e:" + k: 0.3 for k in ("kazakhstan", "president", "governme
 def _norms(fp: Fingerprint, w) -> tuple:
     """The weight of each key of a fingerprint and the totals:
     (anchor weights, their sum, token weights, their sum, English token weights, their sum)."""
-    wa = {k: w(k) for k in fp.anchors}
+    wa = w.anchors(fp.anchors) if isinstance(w, Weights) else {k: w(k) for k in fp.anchors}
     many = getattr(w, "many", None)
     if many is not None:
         wt = many(fp.tokens, fp.lang + ":")
@@ -630,7 +648,7 @@ def _sums(norms: tuple) -> tuple:
 
 def _totals(fp: Fingerprint, w: Weights) -> tuple:
     """:func:`_sums` of :func:`_norms` without building the weight tables."""
-    sa = sum([w(k) for k in fp.anchors])
+    sa = sum(w.anchors(fp.anchors).values())
     st_ = sum(w.many(fp.tokens, fp.lang + ":").values())
     se = st_ if fp.lang == "en" else sum(w.many(fp.en_tokens, "en:").values())
     return None, sa, None, st_, None, se
@@ -658,43 +676,54 @@ def similarity(a: Fingerprint, b: Fingerprint, w=None) -> float:
 
 
 def _score(a: Fingerprint, na, b: Fingerprint, nb, w=None) -> float:
-    # the cosines of _cosine, written out: this runs for every candidate of every item
+    return _scorer(a, na)(b, nb)
+
+
+def _scorer(a: Fingerprint, na: tuple):
+    """``score(b, nb)``: the score of ``a`` against ``b``, with what belongs to ``a`` looked up
+    once (assign scores one item against a dozen candidates); ``na`` holds ``a``'s weights
+    (:func:`_norms`), ``nb`` at least ``b``'s totals. The cosines of :func:`_cosine`, written out."""
+    a_anchors, a_weights, a_sum = a.anchors, na[0], na[1]
+    a_tokens, t_weights, t_sum = a.tokens, na[2], na[3]
+    a_en, e_weights, e_sum = a.en_tokens, na[4], na[5]
+    lang, kinds, changes, numbers = a.lang, a.kinds, a.changes, a.numbers
     sqrt = math.sqrt
-    shared = a.anchors & b.anchors
-    if shared and na[1] > 0 and nb[1] > 0:
-        weights = na[0]
-        anchor = sum([weights[k] for k in shared]) / sqrt(na[1] * nb[1])
-    else:
-        anchor = 0.0
-    if a.lang == b.lang:
-        common = a.tokens & b.tokens
-        if common and na[3] > 0 and nb[3] > 0:
-            weights = na[2]
-            text = sum([weights[k] for k in common]) / sqrt(na[3] * nb[3])
+
+    def score(b: Fingerprint, nb: tuple) -> float:
+        shared = a_anchors & b.anchors
+        if shared and a_sum > 0 and nb[1] > 0:
+            anchor = sum([a_weights[k] for k in shared]) / sqrt(a_sum * nb[1])
         else:
-            text = 0.0
-        score = max(text, (text + anchor) / 2)
-    else:
-        score = anchor if shared and len(shared) >= MIN_SHARED_ANCHORS else 0.0
-        if a.en_tokens and b.en_tokens:
-            common = a.en_tokens & b.en_tokens
-            if common and na[5] > 0 and nb[5] > 0:
-                weights = na[4]
-                text = sum([weights[k] for k in common]) / sqrt(na[5] * nb[5])
+            anchor = 0.0
+        if lang == b.lang:
+            common = a_tokens & b.tokens
+            if common and t_sum > 0 and nb[3] > 0:
+                text = sum([t_weights[k] for k in common]) / sqrt(t_sum * nb[3])
             else:
                 text = 0.0
-            score = max(score, (text + anchor) / 2, text * 0.9)
-    ea, eb = a.kinds, b.kinds
-    if ea and eb:
-        # the share of the smaller set of event kinds that the other one names too
-        agree = len(ea & eb) / min(len(ea), len(eb))
-        score *= EVENT_CONFLICT + (1 - EVENT_CONFLICT) * agree
-    ca, cb = a.changes, b.changes
-    if ca and cb and not ca & cb:
-        score *= EVENT_CONFLICT  # one says something stopped, the other that it came back
-    na_, nb_ = a.numbers, b.numbers
-    if na_ and nb_ and not na_ & nb_:
-        score *= NUMBER_CONFLICT
+            value = max(text, (text + anchor) / 2)
+        else:
+            value = anchor if shared and len(shared) >= MIN_SHARED_ANCHORS else 0.0
+            if a_en and b.en_tokens:
+                common = a_en & b.en_tokens
+                if common and e_sum > 0 and nb[5] > 0:
+                    text = sum([e_weights[k] for k in common]) / sqrt(e_sum * nb[5])
+                else:
+                    text = 0.0
+                value = max(value, (text + anchor) / 2, text * 0.9)
+        other = b.kinds
+        if kinds and other:
+            # the share of the smaller set of event kinds that the other one names too
+            agree = len(kinds & other) / min(len(kinds), len(other))
+            value *= EVENT_CONFLICT + (1 - EVENT_CONFLICT) * agree
+        other = b.changes
+        if changes and other and not changes & other:
+            value *= EVENT_CONFLICT  # one says something stopped, the other that it came back
+        other = b.numbers
+        if numbers and other and not numbers & other:
+            value *= NUMBER_CONFLICT
+        return value
+
     return score
 
 
@@ -749,7 +778,8 @@ def _bands(lang: str, tokens: frozenset[str], en_tokens: frozenset[str]) -> tupl
 def index_keys(fp: Fingerprint) -> tuple[list[str], list[int]]:
     """(anchor keys, LSH band keys) an item is indexed and looked up under (pure: a worker
     process may compute them; :func:`fingerprint` already puts the band keys in ``fp.bands``)."""
-    anchors = [a for a in fp.anchors if not a.startswith("y:")]
+    # sorted: the same order in every process (a set's order follows the process's string hashes)
+    anchors = sorted([a for a in fp.anchors if not a.startswith("y:")])
     bands = fp.bands if fp.bands is not None else _bands(fp.lang, fp.tokens, fp.en_tokens)
     return anchors, list(bands)
 
@@ -872,7 +902,7 @@ class KeyFilter:
     """
 
     BITS_PER_KEY = 16  # about 6% false positives at capacity
-    MIN_BITS = 1 << 15
+    MIN_BITS = 1 << 15  # (at least 8: a key's low three bits pick the bit in its byte)
 
     def __init__(self):
         self.days: dict[int, list[list]] = {}  # day -> segments [mask, bits, keys it still takes]
@@ -897,36 +927,36 @@ class KeyFilter:
             segments.append([nbits - 1, bytearray(nbits >> 3), nbits // self.BITS_PER_KEY])
         mask, bits, _room = segment = segments[-1]
         for k in keys:
-            p = k & mask
-            bits[p >> 3] |= 1 << (p & 7)
+            bits[(k & mask) >> 3] |= 1 << (k & 7)
         segment[2] -= n
         self.sizes[day] += n
 
-    def pairs(self, keys: Iterable[int], days: Iterable[int]) -> list[tuple[int, int]]:
-        """The (day, key) pairs, key by key, that may hold index rows (:meth:`may_hold`, written out)."""
-        checks = [(d, None if d < self.trusted_from or d in self.unknown else self.days.get(d, ()))
-                  for d in days]
-        out = []
-        for k in keys:
-            for d, segments in checks:
-                if segments is None:
-                    out.append((d, k))
-                    continue
-                for mask, bits, _room in segments:
-                    p = k & mask
-                    if bits[p >> 3] >> (p & 7) & 1:
-                        out.append((d, k))
-                        break
-        return out
+    def pairs(self, keys: list[int], days: Iterable[int]) -> list[tuple[int, int]]:
+        """The (day, key) pairs, key by key, that may hold index rows (:meth:`may_hold` of each)."""
+        by_day = []  # (day, the keys it may hold, or None: any)
+        for d in days:
+            if d < self.trusted_from or d in self.unknown:
+                by_day.append((d, None))
+                continue
+            segments = self.days.get(d)
+            if not segments:
+                continue
+            if len(segments) == 1:
+                mask, bits, _room = segments[0]
+                held = {k for k in keys if bits[(k & mask) >> 3] >> (k & 7) & 1}
+            else:
+                held = {k for k in keys if any(bits[(k & mask) >> 3] >> (k & 7) & 1
+                                               for mask, bits, _room in segments)}
+            if held:
+                by_day.append((d, held))
+        if not by_day:
+            return []
+        return [(d, k) for k in keys for d, held in by_day if held is None or k in held]
 
     def may_hold(self, day: int, key: int) -> bool:
         if day < self.trusted_from or day in self.unknown:
             return True
-        for mask, bits, _room in self.days.get(day, ()):
-            p = key & mask
-            if bits[p >> 3] >> (p & 7) & 1:
-                return True
-        return False
+        return any(bits[(key & mask) >> 3] >> (key & 7) & 1 for mask, bits, _room in self.days.get(day, ()))
 
     def forget_before(self, day: int) -> None:
         """Drop the days before ``day`` (they are read from the index from now on)."""
@@ -1176,27 +1206,30 @@ class StoryIndex:
             return None, 0.0
         t_min = t - self.window_s
         t_max = min(t + self.window_s, max(t, self._newest_t))
-        pairs = self.filter.pairs(query, range(t_min // 86400, t_max // 86400 + 1))
+        keys = list(query)
+        pairs = self.filter.pairs(keys, range(t_min // 86400, t_max // 86400 + 1))
         if not pairs:
             return None, 0.0
-        hits = self.store.story_key_hits(list(query), t_min, t_max, POSTINGS_PER_KEY, pairs=pairs)
+        hits = self.store.story_key_hits(keys, t_min, t_max, POSTINGS_PER_KEY, pairs=pairs)
         if not hits:
             return None, 0.0
         # rank candidates by the weight of the keys they share with the item
         rank: dict[int, float] = {}
+        get = rank.get
         for key, item_id in hits:
-            rank[item_id] = rank.get(item_id, 0.0) + query[key]
-        top = sorted(rank, key=lambda i: (rank[i], i), reverse=True)[:MAX_CANDIDATES]
+            rank[item_id] = get(item_id, 0.0) + query[key]
+        top = [i for _r, i in sorted([(r, i) for i, r in rank.items()], reverse=True)[:MAX_CANDIDATES]]
         best_story, best = None, 0.0
         w = self.weights
         version = w.version
         cache = self._cache
+        scorer = _scorer(fp, mine)
         for item_id, entry in self._entries(top).items():
             story_id, other, other_t, norms, seen = entry
             if seen != version:
                 norms = _totals(other, w)
                 cache[item_id] = (story_id, other, other_t, norms, version)
-            score = _score(fp, mine, other, norms)
+            score = scorer(other, norms)
             gap = abs(t - other_t) / 3600 - TIME_GRACE_HOURS  # time_factor, written out
             if gap > 0:
                 score *= 1.0 / (1.0 + gap / TIME_HALF_HOURS)
@@ -1232,6 +1265,8 @@ class StoryIndex:
 
 def _pack(fp: Fingerprint) -> str:
     """A fingerprint as one line of text: lang, flags and three space-separated key lists."""
+    if fp.packed is not None:
+        return fp.packed
     return "\t".join((fp.lang, "t" if fp.translated else "", " ".join(sorted(fp.tokens)),
                       " ".join(sorted(fp.en_tokens)) if fp.lang != "en" else "", " ".join(sorted(fp.anchors))))
 

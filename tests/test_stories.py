@@ -3,6 +3,7 @@ and quality floors on the labelled development set (tests/data/stories_dev.jsonl
 
 from __future__ import annotations
 
+import pickle
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -276,6 +277,130 @@ def test_lookup_reads_only_the_index(store, feeds, monkeypatch):
         index.assign(item, set(), item.fetched)
     assert calls and all(len(keys) <= st.MAX_QUERY_KEYS + 2 * st.MINHASH_PERMS // st.LSH_ROWS
                          for keys, *_ in calls)
+
+
+def test_a_fingerprint_computed_elsewhere_is_used_as_given(store, feeds):
+    """assign(..., fp=) (the pipeline's workers compute fingerprints): same stories as computing
+    them inside; a fingerprint crosses a process boundary (pickle) whole."""
+    index = st.StoryIndex(store, 72)
+    ru = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+    en = put(store, feeds["Reuters"], *CURFEW["en"], "en", T0 + timedelta(minutes=20))
+    toll = put(store, feeds["Kursiv"], *TOLL["ru"], "ru", T0 + timedelta(hours=2))
+    fps = {i.id: pickle.loads(pickle.dumps(st.fingerprint(i.title, i.summary, i.lang))) for i in (ru, en, toll)}
+    assert fps[ru.id].bands == st.fingerprint(ru.title, ru.summary, "ru").bands and fps[ru.id].bands
+    got = [index.assign(i, set(), i.fetched, fp=fps[i.id]) for i in (ru, en, toll)]
+    assert got[1].story_id == got[0].story_id and not got[1].is_new
+    assert got[2].is_new and got[2].story_id != got[0].story_id
+    # a different fingerprint is really used: the English report alone, given the curfew's print, joins it
+    alone = put(store, feeds["Astana Times"], "Markets closed early", "Trading ended at noon.", "en",
+                T0 + timedelta(minutes=30))
+    assert index.assign(alone, set(), alone.fetched, fp=fps[en.id]).story_id == got[0].story_id
+
+
+def test_a_fingerprint_of_another_item_is_refused(store, feeds):
+    index = st.StoryIndex(store, 72)
+    item = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+    with pytest.raises(ValueError, match="fp must be the Fingerprint"):
+        index.assign(item, set(), item.fetched, fp=st.fingerprint(*CURFEW["en"], "en"))
+    with pytest.raises(ValueError, match="fp must be the Fingerprint"):
+        index.assign(item, set(), item.fetched, fp="not a fingerprint")
+    assert store.count("stories") == 0 and store.item(item.id).story_id is None
+
+
+def test_index_keys_are_the_same_computed_anywhere():
+    fp = st.fingerprint(*CURFEW["kk"], "kk", concepts={"place:almaty"}, translation="Curfew in Almaty")
+    again = st._unpack(st._pack(fp))  # read back from the store: no band keys carried
+    assert again.bands is None and fp.bands is not None
+    assert st.index_keys(again) == st.index_keys(fp)
+    anchors, bands = st.index_keys(fp)
+    assert bands and all(-2**63 <= b < 2**63 for b in bands)
+    assert anchors and not any(a.startswith("y:") for a in anchors)
+
+
+def test_an_item_assigned_elsewhere_keeps_its_story(store, feeds):
+    """The item row is claimed: a second assign through another Item object for the same row
+    returns the story it has, and makes no second story."""
+    index = st.StoryIndex(store, 72)
+    item = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+    first = index.assign(item, set(), item.fetched)
+    same_row = store.item(item.id)
+    same_row.story_id = None  # an object that does not know
+    again = st.StoryIndex(store, 72).assign(same_row, set(), same_row.fetched)
+    assert again.story_id == first.story_id and not again.is_new and again.size == 1
+    assert store.count("stories") == 1 and store.story_row(first.story_id)["item_count"] == 1
+    # a row that is not in the store: a clear error, nothing written
+    ghost = Item(feed_id=feeds["Interfax"], key="ghost", url=None, title=CURFEW["ru"][0], summary="", lang="ru",
+                 published=T0, fetched=T0, content_hash="ghost", id=10_000)
+    with pytest.raises(ValueError, match="not in the store"):
+        index.assign(ghost, set(), ghost.fetched)
+    assert store.count("stories") == 1
+
+
+def test_key_filter_skips_only_what_is_not_there():
+    f = st.KeyFilter()
+    assert f.may_hold(5, 123)  # nothing trusted before the index is loaded
+    f.trusted_from = 4
+    f.add(5, [11, -7, 2**62 + 3])
+    for k in (11, -7, 2**62 + 3):
+        assert f.may_hold(5, k)
+    assert not f.may_hold(6, 11)  # a day with nothing
+    assert f.may_hold(3, 999)  # before the trusted days: always read
+    misses = sum(f.may_hold(5, k) for k in range(1000, 21000))
+    assert misses < 200  # a few false positives, at most
+    assert f.pairs([11, 999, -7], range(3, 7)) == [(3, 11), (5, 11), (3, 999), (3, -7), (5, -7)]
+    f.unknown.add(6)
+    assert f.may_hold(6, 999)
+    f.forget_before(6)
+    assert f.may_hold(5, 999) and f.trusted_from == 6 and not f.days.get(5)
+    for n in range(5000):  # a busy day grows the filter instead of filling it up
+        f.add(7, [n * 7919 + 1, n * 104729 + 2])
+    assert len(f.days[7]) > 1 and all(f.may_hold(7, n * 7919 + 1) for n in range(5000))
+
+
+def test_lookups_skip_keys_the_index_does_not_hold(store, feeds, monkeypatch):
+    index = st.StoryIndex(store, 72)
+    first = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+    index.assign(first, set(), first.fetched)
+    calls = []
+    real = store.story_key_hits
+    monkeypatch.setattr(store, "story_key_hits", lambda *a, **k: calls.append(k["pairs"]) or real(*a, **k))
+    other = put(store, feeds["Reuters"], "Wheat harvest sets a record in Kostanay",
+                "Farmers in Kostanay brought in 2,3 million tonnes of wheat by October 10.", "en",
+                T0 + timedelta(minutes=5))
+    assert index.assign(other, set(), other.fetched).is_new
+    assert sum(map(len, calls)) <= 1  # nothing shared: no read of the index (a false positive at most)
+    again = put(store, feeds["Egemen"], *CURFEW["kk"], "kk", T0 + timedelta(minutes=9))
+    assert not index.assign(again, set(), again.fetched).is_new
+    assert calls[-1]
+
+
+def test_another_connection_s_items_are_found(db_path, store, feeds):
+    """An index row written through another connection (a second process polling the same
+    file) is read, not skipped by the key filter."""
+    index = st.StoryIndex(store, 72)
+    warm = put(store, feeds["Kursiv"], "Урожай пшеницы в Костанае стал рекордным",
+               "Аграрии Костаная собрали 2,3 миллиона тонн пшеницы.", "ru", T0)
+    index.assign(warm, set(), warm.fetched)  # the index is loaded, its filter trusted
+    with Store(db_path) as other_process:
+        first = put(other_process, feeds["Interfax"], *CURFEW["ru"], "ru", T0 + timedelta(minutes=1))
+        sid = st.StoryIndex(other_process, 72).assign(first, set(), first.fetched).story_id
+    second = put(store, feeds["Reuters"], *CURFEW["en"], "en", T0 + timedelta(minutes=30))
+    assert index.assign(second, set(), second.fetched).story_id == sid
+
+
+def test_index_rows_from_before_the_keys_column_still_work(db_path, store, feeds):
+    """Rows indexed before m009 have no recorded keys: their day is read without the filter
+    and prune recomputes their keys."""
+    first = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+    sid = st.StoryIndex(store, 72).assign(first, set(), first.fetched).story_id
+    with store.conn:
+        store.conn.execute("UPDATE story_items SET keys = NULL")
+    index = st.StoryIndex(store, 72)  # a restart on the migrated file
+    second = put(store, feeds["Reuters"], *CURFEW["en"], "en", T0 + timedelta(minutes=30))
+    assert index.assign(second, set(), second.fetched).story_id == sid
+    assert index.prune(st._epoch(T0 + timedelta(minutes=1)), 10) == 1
+    assert store.count("story_keys", "WHERE item_id = ?", (first.id,)) == 0
+    assert store.count("story_keys", "WHERE item_id = ?", (second.id,)) > 0
 
 
 # -- the alert rule ---------------------------------------------------------------------
