@@ -306,8 +306,9 @@ def m008_stories_keys_by_day(db: sqlite_utils.Database) -> None:
 
 @migrations()
 def m009_stories_item_keys(db: sqlite_utils.Database) -> None:
-    """story_items keeps the index keys each item was filed under, so that taking it out of
-    the index does not recompute them (rows from before have none: they are recomputed)."""
+    """story_items keeps the index keys each item was filed under, so that the in-memory key
+    filter (bot.stories.KeyFilter) is rebuilt from them on start (rows from before have none:
+    their days are read without the filter)."""
     db.executescript("ALTER TABLE story_items ADD COLUMN keys BLOB;  -- little-endian signed 64-bit ints")
 
 
@@ -865,13 +866,34 @@ class Store:
         return self.conn.execute("SELECT count(*) FROM items WHERE story_id = ? AND fetched > ?",
                                  (story_id, iso(since))).fetchone()[0]
 
-    def oldest_indexed_items(self, t_before: int, limit: int) -> list[tuple[int, int, str, list[int] | None]]:
-        """(item_id, t, packed fingerprint, index keys or None when not recorded) of the oldest
-        indexed items with a time before t_before."""
-        rows = self.conn.execute("SELECT item_id, t, fp, keys FROM story_items WHERE t < ? ORDER BY t LIMIT ?",
-                                 (t_before, limit)).fetchall()
-        return [(item_id, t, fp, self._unpack_keys(keys) if keys is not None else None)
-                for item_id, t, fp, keys in rows]
+    def oldest_index_day(self) -> int | None:
+        """The first day (t // 86400) with index rows, or None when the index is empty."""
+        keys_day = self.conn.execute("SELECT min(day) FROM story_keys").fetchone()[0]
+        items_t = self.conn.execute("SELECT min(t) FROM story_items").fetchone()[0]
+        days = [d for d in (keys_day, items_t // 86400 if items_t is not None else None) if d is not None]
+        return min(days) if days else None
+
+    def indexed_count(self, t_from: int, t_to: int) -> int:
+        """Indexed items with a time in [t_from, t_to)."""
+        return self.conn.execute("SELECT count(*) FROM story_items WHERE t >= ? AND t < ?",
+                                 (t_from, t_to)).fetchone()[0]
+
+    def indexed_time_after(self, t_from: int, t_to: int, n: int) -> int:
+        """The time of the (n+1)-th indexed item from ``t_from`` on, or ``t_to`` when there are
+        not that many before it."""
+        row = self.conn.execute("SELECT t FROM story_items WHERE t >= ? AND t < ? ORDER BY t LIMIT 1 OFFSET ?",
+                                (t_from, t_to, n)).fetchone()
+        return row[0] if row else t_to
+
+    def unindex_slice(self, day: int, key_from: int, key_to: int | None, t_from: int, t_to: int) -> int:
+        """Forget a slice of one day's index: its story_keys rows with a key in [key_from, key_to)
+        (``key_to`` None: to the last key) and the items with a time in [t_from, t_to). Both
+        are ranges of an index, deleted as such. Returns the items forgotten."""
+        if key_to is None:
+            self.conn.execute("DELETE FROM story_keys WHERE day = ? AND key >= ?", (day, key_from))
+        else:
+            self.conn.execute("DELETE FROM story_keys WHERE day = ? AND key >= ? AND key < ?", (day, key_from, key_to))
+        return self.conn.execute("DELETE FROM story_items WHERE t >= ? AND t < ?", (t_from, t_to)).rowcount
 
     @staticmethod
     def _pack_keys(keys: Iterable[int]) -> bytes:
@@ -885,16 +907,6 @@ class Store:
         if not isinstance(blob, bytes) or len(blob) % 8:
             return None
         return list(struct.unpack(f"<{len(blob) // 8}q", blob))
-
-    def unindex_story_items(self, rows: Iterable[tuple[int, int, Iterable[int]]]) -> int:
-        """Forget indexed items: ``(item_id, t, keys)`` rows; their stories and items stay."""
-        keys, ids = [], []
-        for item_id, t, item_keys in rows:
-            day = t // 86400
-            keys += [(day, k, t, item_id) for k in item_keys]
-            ids.append((item_id,))
-        self.conn.executemany("DELETE FROM story_keys WHERE day = ? AND key = ? AND t = ? AND item_id = ?", keys)
-        return self.conn.executemany("DELETE FROM story_items WHERE item_id = ?", ids).rowcount
 
     def purge_story_index(self, cutoff: datetime) -> int:
         """Retention: index rows and fingerprints of items older than ``cutoff``."""

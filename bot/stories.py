@@ -35,13 +35,23 @@ deaths), a stop vs a return (internet cut vs restored), different non-year
 numbers, and more than :data:`TIME_GRACE_HOURS` between the two reports.
 
 Cost stays flat as the store grows: candidates come from an index, never a
-scan. ``story_keys`` holds one row per (key, time, item) for the anchors and
-for MinHash LSH bands of the token sets; a lookup reads the newest
-:data:`POSTINGS_PER_KEY` rows of at most :data:`MAX_QUERY_KEYS` anchors (the
-rarest) and of the bands inside the window, and scores the
-:data:`MAX_CANDIDATES` candidates sharing the most key weight. Every
-:data:`PRUNE_EVERY` assignments, up to :data:`PRUNE_ITEMS` items the window can
-no longer reach leave the index (:meth:`StoryIndex.prune`); their stories stay.
+scan. ``story_keys`` holds one row per (day, key, time, item) for the anchors
+and for MinHash LSH bands of the token sets; a lookup reads, day by day, the
+newest :data:`POSTINGS_PER_KEY` rows of at most :data:`MAX_QUERY_KEYS` anchors
+(the rarest) and of the bands inside the window, and scores the
+:data:`MAX_CANDIDATES` candidates sharing the most key weight. An in-memory
+Bloom filter per day (:class:`KeyFilter`) skips the (day, key) reads that
+certainly hold nothing, which is most of them (a band meets another only for a
+near-duplicate); rows another connection writes are read into it by item id
+(``PRAGMA data_version`` says when). Every :data:`PRUNE_EVERY` assignments, a
+slice of about :data:`PRUNE_ITEMS` items of the oldest whole day the window can
+no longer reach leaves the index (:meth:`StoryIndex.prune`, deleting ranges);
+their stories stay.
+
+Where the work runs: :func:`fingerprint` is pure and its result (with the LSH
+band keys, :func:`index_keys`) pickles, so the pipeline computes it in a worker
+process and passes it in (``assign(..., fp=...)``); the store work stays on the
+store's thread.
 
 Alert rule (:func:`grew_materially`): a reader gets one alert when a story
 first matches, and one update at most, when the story has grown materially:
@@ -997,6 +1007,7 @@ class StoryIndex:
         self._data_version: int | None = None  # of the store, when the filter was last in step with it
         self._synced_id = 0  # index rows with a higher item id may be another connection's
         self._since_sync = 0
+        self._pruning: tuple[int, int, int, int] | None = None  # where prune() goes on
 
     # -- public -------------------------------------------------------------
 
@@ -1127,16 +1138,27 @@ class StoryIndex:
         return name
 
     def prune(self, t_before: int, limit: int) -> int:
-        """Forget (from the index only) up to ``limit`` of the oldest items with a time before
-        ``t_before``; a bounded slice, so that no call pays for a backlog. Returns how many."""
-        rows = []
-        for item_id, t, packed, keys in self.store.oldest_indexed_items(t_before, limit):
-            if keys is None:  # indexed before the keys were recorded (or damaged): recompute them
-                anchors, bands = index_keys(_unpack(packed))
-                keys = [*map(_h64, anchors), *bands]
-            rows.append((item_id, t, keys))
-            self._cache.pop(item_id, None)
-        return self.store.unindex_story_items(rows) if rows else 0
+        """Forget (from the index only) the whole days before ``t_before``, about ``limit``
+        items' worth per call, oldest day first: a bounded slice, so that no call pays for a
+        backlog. A slice is a range of the index's keys and a range of item times, each
+        deleted as a range. Returns how many items left the index."""
+        store = self.store
+        day = store.oldest_index_day()
+        if day is None or (day + 1) * 86400 > t_before:
+            return 0  # no whole day before t_before
+        if self._pruning is None or self._pruning[0] != day:
+            items = store.indexed_count(day * 86400, (day + 1) * 86400)
+            # (day, slices of the keys, next slice, items from this time on)
+            self._pruning = (day, max(1, -(-items // max(1, limit))), 0, -(1 << 62))
+        day, slices, i, t_from = self._pruning
+        step = (1 << 64) // slices
+        key_from = -(1 << 63) + i * step
+        last = i == slices - 1
+        key_to = None if last else key_from + step
+        t_to = (day + 1) * 86400 if last else store.indexed_time_after(t_from, (day + 1) * 86400, limit)
+        done = store.unindex_slice(day, key_from, key_to, t_from, t_to)
+        self._pruning = None if last else (day, slices, i + 1, t_to)
+        return done
 
     def story(self, story_id: int, now: datetime | None = None) -> Story | None:
         """A story as the renderer needs it, or None when there is no such story.

@@ -254,7 +254,8 @@ def test_prune_takes_old_items_out_of_the_index_only(store, feeds):
     keys = store.count("story_keys")
     assert keys > 0 and store.count("story_items") == 1
     assert index.prune(st._epoch(T0) - 1, 10) == 0  # nothing older than that
-    assert index.prune(st._epoch(T0 + timedelta(hours=1)), 10) == 1
+    assert index.prune(st._epoch(T0 + timedelta(hours=1)), 10) == 0  # whole days only
+    assert index.prune(st._epoch(T0 + timedelta(days=1)), 10) == 1
     assert store.count("story_keys") == 0 and store.count("story_items") == 0
     assert store.item(old.id).story_id == sid and store.story_row(sid)["item_count"] == 1
     # the same item is still in its story; a new report of the event far later starts a new one
@@ -390,7 +391,7 @@ def test_another_connection_s_items_are_found(db_path, store, feeds):
 
 def test_index_rows_from_before_the_keys_column_still_work(db_path, store, feeds):
     """Rows indexed before m009 have no recorded keys: their day is read without the filter
-    and prune recomputes their keys."""
+    (and prune, by ranges, needs no keys)."""
     first = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
     sid = st.StoryIndex(store, 72).assign(first, set(), first.fetched).story_id
     with store.conn:
@@ -398,9 +399,27 @@ def test_index_rows_from_before_the_keys_column_still_work(db_path, store, feeds
     index = st.StoryIndex(store, 72)  # a restart on the migrated file
     second = put(store, feeds["Reuters"], *CURFEW["en"], "en", T0 + timedelta(minutes=30))
     assert index.assign(second, set(), second.fetched).story_id == sid
-    assert index.prune(st._epoch(T0 + timedelta(minutes=1)), 10) == 1
-    assert store.count("story_keys", "WHERE item_id = ?", (first.id,)) == 0
-    assert store.count("story_keys", "WHERE item_id = ?", (second.id,)) > 0
+    assert index.prune(st._epoch(T0 + timedelta(days=1)), 10) == 2
+    assert store.count("story_keys") == 0 and store.count("story_items") == 0
+
+
+def test_prune_takes_a_busy_day_in_bounded_slices(store, feeds):
+    """Each call forgets about ``limit`` items' worth of the oldest whole day; the next days stay."""
+    index = st.StoryIndex(store, 24)
+    for n in range(30):
+        item = put(store, feeds["Interfax"], f"Новость номер {n} из Тараза", f"Подробности {n} часов", "ru",
+                   T0 + timedelta(minutes=10 * n))
+        index.assign(item, set(), item.fetched)
+    kept = put(store, feeds["Reuters"], *CURFEW["en"], "en", T0 + timedelta(days=1, hours=1))
+    index.assign(kept, set(), kept.fetched)
+    keys_kept = store.count("story_keys", "WHERE item_id = ?", (kept.id,))
+    cut = st._epoch(T0 + timedelta(days=1))  # day one is whole before it, day two is not
+    taken = []
+    while (n := index.prune(cut, 10)) or store.count("story_keys", "WHERE day = ?", (st._epoch(T0) // 86400,)):
+        taken.append(n)
+        assert len(taken) < 10, taken
+    assert sum(taken) == 30 and len(taken) >= 3 and max(taken) < 30  # in slices, not in one go
+    assert store.count("story_items") == 1 and store.count("story_keys") == keys_kept
 
 
 # -- the alert rule ---------------------------------------------------------------------
