@@ -435,7 +435,8 @@ def _word_info(word: str, lang: str) -> tuple[str | None, int | None, tuple[str,
 
 # what :func:`fingerprint` needs of a word, per language: (the "e:" anchor of its lexicon
 # concept or None, month number or None, content tokens, name anchors, lower case, the
-# lexicon phrases it starts or None); a plain dict is the cheapest cache to consult
+# lexicon phrases it starts or None, whether it is plain: none of those but tokens); a
+# plain dict is the cheapest cache to consult
 _WORDS: dict[str, dict[str, tuple]] = {lang: {} for lang in LANGS}
 _WORDS_MAX = 20_000  # per language; the cache starts afresh when full
 
@@ -444,7 +445,8 @@ def _word_entry(word: str, lang: str) -> tuple:
     concept, month, toks, names, low = _word_info(word, lang)
     phrases = _LEX_PHRASES.get(low)
     entry = ("e:" + concept if concept else None, month, toks, names, low,
-             tuple((second, "e:" + c) for second, c in phrases) if phrases else None)
+             tuple((second, "e:" + c) for second, c in phrases) if phrases else None,
+             not (concept or month or names or phrases))  # plain: it gives tokens only
     cache = _WORDS[lang]
     if len(cache) >= _WORDS_MAX:
         cache.clear()
@@ -488,7 +490,16 @@ def _fingerprint(title: str, summary: str, lang: str, concepts: Iterable[str], t
                     prev_phrases, prev_day, pending_month = None, day, None
                     continue
                 entry = words.get(w) or _word_entry(w, lang)
-                event, month, toks, names, low, phrases = entry
+                if entry[6]:  # most words: tokens only
+                    if prev_phrases:
+                        low = entry[4]
+                        for second, phrase_event in prev_phrases:
+                            if low.startswith(second):
+                                anchors.add(phrase_event)
+                    tokens += entry[2]
+                    prev_phrases = prev_day = pending_month = None
+                    continue
+                event, month, toks, names, low, phrases, _plain = entry
                 if month:
                     if prev_day:
                         anchors.add(f"d:{month:02d}-{int(prev_day):02d}")  # 5 января, 5 қаңтарда
