@@ -560,7 +560,9 @@ class Weights:
 
     def __init__(self, window_hours: float):
         self.window_days = max(1, math.ceil(window_hours / 24)) + 1
-        self.days: dict[int, list[tuple]] = {}  # day -> the (anchors, lang, tokens, English tokens) added
+        # day -> {table: {key: count}}: what that day added, taken off again when the day leaves the
+        # window (counts, not the items' key sets, so memory follows the vocabulary, not the items)
+        self.days: dict[int, dict[str, dict[str, int]]] = {}
         self.day_items: Counter = Counter()
         # "" -> anchor counts; "en:", "ru:", "kk:" -> token counts of that language
         self.counts: dict[str, dict[str, int]] = {"": {}, **{lang + ":": {} for lang in LANGS}}
@@ -573,16 +575,20 @@ class Weights:
         if self.newest_day is not None and day < self.newest_day - self.window_days:
             return  # older than anything the window still counts
         entry = (fp.anchors, fp.lang, fp.tokens, fp.en_tokens if fp.lang != "en" else ())
-        self.days.setdefault(day, []).append(entry)
-        self._count(entry, 1)
+        day_counts = self.days.get(day)
+        if day_counts is None:
+            day_counts = self.days[day] = {name: {} for name in self.counts}
+        self._count(entry, 1, day_counts)
         self.day_items[day] += 1
         self.items += 1
         if self.newest_day is None or day > self.newest_day:
             self.newest_day = day
             old_days = [d for d in self.days if d < day - self.window_days]
             for old in old_days:
-                for dropped in self.days.pop(old):
-                    self._count(dropped, -1)
+                for name, dropped in self.days.pop(old).items():
+                    table = self.counts[name]
+                    for k, n in dropped.items():
+                        table[k] -= n
                 self.items -= self.day_items.pop(old)
             if old_days:
                 for counts in self.counts.values():
@@ -590,13 +596,15 @@ class Weights:
                         del counts[k]
         self._log_n = math.log(self.items + 5)
 
-    def _count(self, entry: tuple, step: int) -> None:
+    def _count(self, entry: tuple, step: int, day_counts: dict[str, dict[str, int]]) -> None:
         anchors, lang, tokens, en_tokens = entry
         counts = self.counts
-        for table, keys in ((counts[""], anchors), (counts[lang + ":"], tokens), (counts["en:"], en_tokens)):
-            get = table.get
+        for name, keys in (("", anchors), (lang + ":", tokens), ("en:", en_tokens)):
+            table, day_table = counts[name], day_counts[name]
+            get, day_get = table.get, day_table.get
             for k in keys:
                 table[k] = get(k, 0) + step
+                day_table[k] = day_get(k, 0) + step
 
     def df(self, key: str) -> int:
         """In how many items of the window a key occurs."""
