@@ -705,14 +705,14 @@ class Store:
     def story_key_hits(self, keys: list[int], t_min: int, t_max: int, per_key: int, *,
                        pairs: Iterable[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
         """(key, item_id) rows under these index keys with a time in [t_min, t_max], the newest
-        ``per_key`` of each key and day. ``pairs``: only these (day, key) pairs are read (the
-        caller knows that the others hold nothing)."""
+        ``per_key`` of each key and day, pair by pair, newest first. ``pairs``: only these
+        (day, key) pairs are read (the caller knows that the others hold nothing)."""
         if pairs is None:
             days = range(t_min // 86400, t_max // 86400 + 1)
             pairs = [(d, k) for k in keys for d in days]
         # one arm per (day, key): each a plain range of the primary key, newest first
         arm = ("SELECT * FROM (SELECT key, item_id FROM story_keys WHERE day = ? AND key = ? "
-               "AND t BETWEEN ? AND ? ORDER BY t DESC LIMIT ?)")
+               "AND t BETWEEN ? AND ? ORDER BY t DESC, item_id DESC LIMIT ?)")
         params: list = []
         for d, k in pairs:
             params += (d, k, t_min, t_max, per_key)

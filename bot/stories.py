@@ -1007,7 +1007,7 @@ class StoryIndex:
     frequencies are held in memory and rebuilt from the index on first use.
     """
 
-    def __init__(self, store, window_hours: float = 72, *, cache_size: int = 20_000):
+    def __init__(self, store, window_hours: float = 72, *, cache_size: int = 20_000, key_filter: bool = True):
         if not window_hours or window_hours <= 0:
             raise ValueError(f"stories: window_hours must be positive, not {window_hours!r}")
         self.store = store
@@ -1022,6 +1022,7 @@ class StoryIndex:
         self._newest_t = 0  # the latest item time indexed (nothing lies beyond it)
         self._feed_names: dict[int, str] = {}
         self.filter = KeyFilter()
+        self._use_filter = key_filter  # False: every (day, key) pair is read (for comparison)
         self._window_days = math.ceil(self.window_s / 86400) + 1  # days of filter kept behind the newest
         self._data_version: int | None = None  # of the store, when the filter was last in step with it
         self._synced_id = 0  # index rows with a higher item id may be another connection's
@@ -1248,7 +1249,8 @@ class StoryIndex:
         t_min = t - self.window_s
         t_max = min(t + self.window_s, max(t, self._newest_t))
         keys = list(query)
-        pairs = self.filter.pairs(keys, range(t_min // 86400, t_max // 86400 + 1))
+        days = range(t_min // 86400, t_max // 86400 + 1)
+        pairs = (self.filter.pairs(keys, days) if self._use_filter else [(d, k) for k in keys for d in days])
         if not pairs:
             return None, 0.0
         hits = self.store.story_key_hits(keys, t_min, t_max, POSTINGS_PER_KEY, pairs=pairs)

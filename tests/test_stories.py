@@ -4,11 +4,12 @@ and quality floors on the labelled development set (tests/data/stories_dev.jsonl
 from __future__ import annotations
 
 import pickle
+import random
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bench.stories import cluster, load_dev, metrics
+from bench.stories import Synthetic, cluster, load_dev, metrics
 from bot import stories as st
 from bot.models import Item
 from bot.store import Store, sha1
@@ -420,6 +421,79 @@ def test_prune_takes_a_busy_day_in_bounded_slices(store, feeds):
         assert len(taken) < 10, taken
     assert sum(taken) == 30 and len(taken) >= 3 and max(taken) < 30  # in slices, not in one go
     assert store.count("story_items") == 1 and store.count("story_keys") == keys_kept
+
+
+def _replay(path, shortcuts: bool) -> list[tuple[int, bool]]:
+    """Assign one fixed stream of synthetic items (near-duplicates among them, five days, one
+    item written by another connection) and return (story, new) per item."""
+    gen = Synthetic(seed=3)
+    out = []
+    with Store(path) as store:
+        feed = store.add_feed("https://example.org/s.xml", "en", "Synthetic").id
+        index = st.StoryIndex(store, 24, key_filter=shortcuts)
+        earlier = []
+        for n in range(240):
+            when = T0 + timedelta(minutes=30 * n)
+            item = gen.item(n, feed, when)
+            if (n % 4 == 3 or n == 161) and earlier:  # a rewrite of an earlier report (161: of 160)
+                base = earlier[-1] if n == 161 else earlier[gen.rng.randrange(len(earlier))]
+                item.title, item.summary, item.lang = base.title + " update", base.summary, base.lang
+            earlier = (earlier + [item])[-30:]
+            if n == 160:  # another process files this one
+                with Store(path) as other:
+                    with other.conn:
+                        other.insert_item(item)
+                    a = st.StoryIndex(other, 24).assign(item, set(), item.fetched)
+            else:
+                with store.conn:
+                    store.insert_item(item)
+                    a = index.assign(item, set(), item.fetched)
+            out.append((a.story_id, a.is_new))
+    return out
+
+
+def _check_filter(index: st.StoryIndex) -> None:
+    """No index row of a trusted day is missing from the key filter (a lookup would skip it)."""
+    index._sync()  # as a lookup does first (another connection may have written)
+    for day, key in index.store.conn.execute("SELECT DISTINCT day, key FROM story_keys"):
+        assert index.filter.may_hold(day, key), (day, key)
+
+
+def test_the_key_filter_misses_no_index_row(db_path, store, feeds):
+    """Items over four days, some late, one from another connection, a prune, a restart:
+    after every assignment every index row is in the filter."""
+    rng = random.Random(5)
+    index = st.StoryIndex(store, 24)
+    names = ["Тараз", "Шымкент", "Актобе", "Semey", "Oral", "Atyrau"]
+    for n in range(150):
+        when = T0 + timedelta(minutes=37 * n - (600 if n % 9 == 0 else 0))  # some arrive late
+        a, b = rng.sample(names, 2)
+        title = f"{a} and {b}: report {rng.randint(1, 40)}" if n % 2 else f"{a} и {b}: сообщение {rng.randint(1, 40)}"
+        lang = "en" if n % 2 else "ru"
+        if n == 70:
+            with Store(db_path) as other:
+                item = put(other, feeds["Kursiv"], title, "Details follow.", lang, when)
+                st.StoryIndex(other, 24).assign(item, set(), item.fetched)
+        else:
+            item = put(store, feeds["Interfax"], title, "Details follow.", lang, when)
+            index.assign(item, set(), item.fetched)
+        if n == 110:  # the two oldest days leave the index, 20 items' worth at a time
+            cut = (st._epoch(when) // 86400 - 1) * 86400
+            taken = [index.prune(cut, 20) for _ in range(8)]
+            assert sum(taken) > 40 and not store.count("story_keys", "WHERE t < ?", (cut,))
+        if n == 120:
+            index = st.StoryIndex(store, 24)  # a restart: the filter is rebuilt from story_items.keys
+        _check_filter(index)
+
+
+def test_the_key_filter_changes_no_decision(tmp_path):
+    """The key filter only saves reads: the same stream gives the same stories with it and
+    without it (every (day, key) pair read from the store)."""
+    fast = _replay(tmp_path / "fast.db", shortcuts=True)
+    plain = _replay(tmp_path / "plain.db", shortcuts=False)
+    assert fast == plain
+    joined = sum(1 for _sid, new in fast if not new)
+    assert joined >= 30 and not fast[161][1]  # the stream does exercise joining, the other process's item too
 
 
 # -- the alert rule ---------------------------------------------------------------------
