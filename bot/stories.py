@@ -949,7 +949,8 @@ class KeyFilter:
         n = len(keys)
         if not segments or segments[-1][2] < n:
             # a new segment: twice the last one, or sized for the busiest day held
-            want = 2 * (segments[-1][0] + 1) if segments else self.BITS_PER_KEY * max(self.sizes.values())
+            want = max(2 * (segments[-1][0] + 1) if segments else self.BITS_PER_KEY * max(self.sizes.values()),
+                       self.BITS_PER_KEY * n)
             nbits = self.MIN_BITS
             while nbits < want:
                 nbits *= 2
@@ -1222,6 +1223,7 @@ class StoryIndex:
         self._newest_t = max(self._newest_t, newest)
         since = newest - self.window_s - 86400
         self.filter.trusted_from = since // 86400 + 1  # whole days from here on
+        by_day: dict[int, list[int]] = {}
         for item_id, story_id, t, packed, keys in store.indexed_items_since(since, with_keys=True):
             fp = _unpack(packed)
             day = t // 86400
@@ -1230,7 +1232,9 @@ class StoryIndex:
             if keys is None:  # indexed before the keys were recorded: that day is read, not filtered
                 self.filter.unknown.add(day)
             else:
-                self.filter.add(day, keys)
+                by_day.setdefault(day, []).extend(keys)
+        for day, keys in by_day.items():  # a day at a time: its filter sized for it at once
+            self.filter.add(day, keys)
         version = self.weights.version
         for item_id, (story_id, fp, t, _norms_then, _seen) in list(self._cache.items()):
             self._cache[item_id] = (story_id, fp, t, _totals(fp, self.weights), version)
