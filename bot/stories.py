@@ -781,15 +781,19 @@ _SPACES = {"en": 1, "ru": 2, "kk": 3}
 _M64 = 0xFFFFFFFFFFFFFFFF
 
 
+# the starting value of each band's hash, per language space
+_BAND_SEEDS = {space: [(n * 0x9E3779B97F4A7C15 + (i + 1) * 0xBF58476D1CE4E5B9) & _M64
+                       for i in range(0, MINHASH_PERMS, LSH_ROWS)] for space, n in _SPACES.items()}
+
+
 def band_keys(space: str, tokens: frozenset[str]) -> list[int]:
     """LSH band keys (signed 64-bit) of a token set; none for sets too small to be worth it."""
     if len(tokens) < 3:
         return []
     sig = minhash(tokens)
     out = []
-    for i in range(0, len(sig), LSH_ROWS):
-        x = (_SPACES[space] * 0x9E3779B97F4A7C15 + (i + 1) * 0xBF58476D1CE4E5B9) & _M64
-        for v in sig[i:i + LSH_ROWS]:
+    for b, x in enumerate(_BAND_SEEDS[space]):
+        for v in sig[b * LSH_ROWS:(b + 1) * LSH_ROWS]:
             x = ((x ^ v) * 0x94D049BB133111EB) & _M64
         x ^= x >> 31
         out.append(x - (1 << 64) if x >= 1 << 63 else x)
