@@ -1163,26 +1163,31 @@ class StoryIndex:
         return name
 
     def prune(self, t_before: int, limit: int) -> int:
-        """Forget (from the index only) the whole days before ``t_before``, about ``limit``
-        items' worth per call, oldest day first: a bounded slice, so that no call pays for a
+        """Forget (from the index only) the whole days before ``t_before``, oldest day first,
+        about ``limit`` items' worth per call: a bounded slice, so that no call pays for a
         backlog. A slice is a range of the index's keys and a range of item times, each
-        deleted as a range. Returns how many items left the index."""
+        deleted as a range; a day smaller than that goes whole and the next day goes on.
+        Returns how many items left the index."""
         store = self.store
-        day = store.oldest_index_day()
-        if day is None or (day + 1) * 86400 > t_before:
-            return 0  # no whole day before t_before
-        if self._pruning is None or self._pruning[0] != day:
-            items = store.indexed_count(day * 86400, (day + 1) * 86400)
-            # (day, slices of the keys, next slice, items from this time on)
-            self._pruning = (day, max(1, -(-items // max(1, limit))), 0, -(1 << 62))
-        day, slices, i, t_from = self._pruning
-        step = (1 << 64) // slices
-        key_from = -(1 << 63) + i * step
-        last = i == slices - 1
-        key_to = None if last else key_from + step
-        t_to = (day + 1) * 86400 if last else store.indexed_time_after(t_from, (day + 1) * 86400, limit)
-        done = store.unindex_slice(day, key_from, key_to, t_from, t_to)
-        self._pruning = None if last else (day, slices, i + 1, t_to)
+        done = 0
+        for _ in range(16):  # a call's work stays bounded however small the days
+            day = store.oldest_index_day()
+            if day is None or (day + 1) * 86400 > t_before:
+                break  # no whole day before t_before
+            if self._pruning is None or self._pruning[0] != day:
+                items = store.indexed_count(day * 86400, (day + 1) * 86400)
+                # (day, slices of the keys, next slice, items from this time on)
+                self._pruning = (day, max(1, -(-items // max(1, limit))), 0, -(1 << 62))
+            day, slices, i, t_from = self._pruning
+            step = (1 << 64) // slices
+            key_from = -(1 << 63) + i * step
+            last = i == slices - 1
+            key_to = None if last else key_from + step
+            t_to = (day + 1) * 86400 if last else store.indexed_time_after(t_from, (day + 1) * 86400, limit)
+            done += store.unindex_slice(day, key_from, key_to, t_from, t_to)
+            self._pruning = None if last else (day, slices, i + 1, t_to)
+            if not last or done >= limit:
+                break
         return done
 
     def story(self, story_id: int, now: datetime | None = None) -> Story | None:

@@ -452,6 +452,18 @@ def _replay(path, shortcuts: bool) -> list[tuple[int, bool]]:
     return out
 
 
+def test_prune_goes_on_to_the_next_day_within_its_budget(store, feeds):
+    index = st.StoryIndex(store, 24)
+    for n in range(12):  # every six hours from 06:00: 3, 4, 4 and 1 items on four days
+        item = put(store, feeds["Interfax"], f"Событие {n} в Таразе", f"Подробности {n}", "ru",
+                   T0 + timedelta(hours=6 * n))
+        index.assign(item, set(), item.fetched)
+    day_four = (st._epoch(T0) // 86400 + 3) * 86400
+    assert index.prune(day_four, 10) == 11  # three small days in one call (10 asked, whole days)
+    assert store.count("story_items") == 1 and store.count("story_keys", "WHERE t < ?", (day_four,)) == 0
+    assert index.prune(day_four, 10) == 0
+
+
 def _check_filter(index: st.StoryIndex) -> None:
     """No index row of a trusted day is missing from the key filter (a lookup would skip it)."""
     index._sync()  # as a lookup does first (another connection may have written)
