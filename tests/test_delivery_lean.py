@@ -136,11 +136,11 @@ def test_make_bot_uses_the_lean_client_unless_a_proxy_is_set(tmp_path, monkeypat
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     cfg = make_config(tmp_path, env={"TELEGRAM_BOT_TOKEN": "123:abc"},
-                      telegram={"base_url": "https://api.telegram.org/bot"})
+                      telegram={"base_url": "https://botapi.invalid/bot"})  # never contacted
     assert isinstance(make_bot(cfg, lean=True).request, LeanRequest)
     assert isinstance(make_bot(cfg).request, HTTPXRequest)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     assert isinstance(make_bot(cfg, lean=True).request, HTTPXRequest)  # httpx honours the proxy
-    monkeypatch.setenv("NO_PROXY", "api.telegram.org")
+    monkeypatch.setenv("NO_PROXY", "botapi.invalid")
     assert isinstance(make_bot(cfg, lean=True).request, LeanRequest)
 
