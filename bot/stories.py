@@ -336,13 +336,16 @@ class Fingerprint:
     changes: frozenset[str] = field(init=False, compare=False, repr=False)  # events that are changes
 
     def __post_init__(self):
-        events = frozenset(a for a in self.anchors if a.startswith("e:") and a[2:] in _EVENT_CONCEPTS)
+        # (empty sets are the one shared empty frozenset: thousands of fingerprints stay cached)
+        events = frozenset(a for a in self.anchors if a.startswith("e:") and a[2:] in _EVENT_CONCEPTS) or _EMPTY
+        changes = (events & _CHANGES or _EMPTY) if events else _EMPTY
         object.__setattr__(self, "events", events)
-        object.__setattr__(self, "numbers", frozenset(a for a in self.anchors if a.startswith("#:")))
-        object.__setattr__(self, "kinds", events - _CHANGES)
-        object.__setattr__(self, "changes", events & _CHANGES)
+        object.__setattr__(self, "numbers", frozenset(a for a in self.anchors if a.startswith("#:")) or _EMPTY)
+        object.__setattr__(self, "kinds", (events - _CHANGES or _EMPTY) if changes else events)
+        object.__setattr__(self, "changes", changes)
 
 
+_EMPTY: frozenset = frozenset()
 _EVENT_CONCEPTS = frozenset(list(LEXICON)[:list(LEXICON).index("csto")])
 _CHANGES = frozenset({"e:shutdown", "e:restore"})  # not kinds of event: what happened to one
 _WORD = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
@@ -1100,7 +1103,7 @@ class StoryIndex:
             if t // 86400 > self._newest_t // 86400:
                 self.filter.forget_before((t - self.window_s) // 86400 - 1)
             self._newest_t = t
-        self._remember(item.id, story_id, t, fp, norms, self.weights.version)
+        self._remember(item.id, story_id, t, _slim(fp), norms, self.weights.version)
         self.weights.add(fp, t // 86400)
         self._assigned += 1
         if self._assigned - self._last_prune >= PRUNE_EVERY:
@@ -1317,6 +1320,20 @@ class StoryIndex:
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)  # the oldest remembered; recent items are the likely candidates
         return entry
+
+
+def _slim(fp: Fingerprint) -> Fingerprint:
+    """The fingerprint without its band keys and packed form, and with the shared empty set
+    for empty ones (what the cache of candidates keeps: a worker's fingerprint arrives with
+    all of them, which are needed once, when the item is filed)."""
+    if fp.bands is None and fp.packed is None:
+        return fp
+    slim = object.__new__(Fingerprint)
+    slim.__dict__.update(fp.__dict__, bands=None, packed=None)
+    for name in ("events", "numbers", "kinds", "changes"):  # unpickled: each its own empty set
+        if not slim.__dict__[name]:
+            slim.__dict__[name] = _EMPTY
+    return slim
 
 
 def _pack(fp: Fingerprint) -> str:
