@@ -117,7 +117,9 @@ def test_quiet_hours_hold_alerts_until_they_end(world):
     end = (local + timedelta(hours=2)).strftime("%H:%M")
     world.reader(5, quiet_start=start, quiet_end=end)
     world.publish("en", [EN])
-    assert world.poll(now) == 1
+    # planned at the time after the poll, as the service does (a `now` taken before it can fall a
+    # second boundary earlier than the stored fetch time, and the story would not be in view yet)
+    assert world.poll() == 1
     [alert] = outbox(world.store, 5)
     held = datetime.fromisoformat(alert["not_before"])
     assert timedelta(hours=1, minutes=58) < held - now <= timedelta(hours=2)
