@@ -65,6 +65,7 @@ import hashlib
 import logging
 import math
 import re
+import sys
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -1061,7 +1062,8 @@ class StoryIndex:
             known = self._known(item.id)
             if known is not None:
                 return known
-        if fp is None:
+        given = fp is not None
+        if not given:
             fp = fingerprint(item.title, item.summary, item.lang, concepts or (), translation)
         when = item_time(item)
         t = _epoch(when)
@@ -1103,7 +1105,7 @@ class StoryIndex:
             if t // 86400 > self._newest_t // 86400:
                 self.filter.forget_before((t - self.window_s) // 86400 - 1)
             self._newest_t = t
-        self._remember(item.id, story_id, t, _slim(fp), norms, self.weights.version)
+        self._remember(item.id, story_id, t, _slim(fp, share=given), norms, self.weights.version)
         self.weights.add(fp, t // 86400)
         self._assigned += 1
         if self._assigned - self._last_prune >= PRUNE_EVERY:
@@ -1322,17 +1324,24 @@ class StoryIndex:
         return entry
 
 
-def _slim(fp: Fingerprint) -> Fingerprint:
-    """The fingerprint without its band keys and packed form, and with the shared empty set
-    for empty ones (what the cache of candidates keeps: a worker's fingerprint arrives with
-    all of them, which are needed once, when the item is filed)."""
-    if fp.bands is None and fp.packed is None:
+def _slim(fp: Fingerprint, share: bool = False) -> Fingerprint:
+    """The fingerprint as the cache of candidates keeps it: without its band keys and packed
+    form (needed once, when the item is filed), with the shared empty set for empty ones, and
+    (``share``: it was unpickled, from a worker process) its strings interned, so that the
+    cached items share each token and anchor instead of holding copies of their own."""
+    if fp.bands is None and fp.packed is None and not share:
         return fp
     slim = object.__new__(Fingerprint)
-    slim.__dict__.update(fp.__dict__, bands=None, packed=None)
+    d = slim.__dict__
+    d.update(fp.__dict__, bands=None, packed=None)
     for name in ("events", "numbers", "kinds", "changes"):  # unpickled: each its own empty set
-        if not slim.__dict__[name]:
-            slim.__dict__[name] = _EMPTY
+        if not d[name]:
+            d[name] = _EMPTY
+    if share:
+        intern = sys.intern
+        d["tokens"] = frozenset(map(intern, fp.tokens))
+        d["en_tokens"] = d["tokens"] if fp.lang == "en" else frozenset(map(intern, fp.en_tokens))
+        d["anchors"] = frozenset(map(intern, fp.anchors))
     return slim
 
 

@@ -293,9 +293,14 @@ def test_a_fingerprint_computed_elsewhere_is_used_as_given(store, feeds):
     got = [index.assign(i, set(), i.fetched, fp=fps[i.id]) for i in (ru, en, toll)]
     assert got[1].story_id == got[0].story_id and not got[1].is_new
     assert got[2].is_new and got[2].story_id != got[0].story_id
-    # what the index keeps of each item for later candidates leaves out what filing needed once
+    # what the index keeps of each item for later candidates leaves out what filing needed once,
+    # and unpickled items share their strings instead of each holding copies
     kept = index._cache[ru.id][1]
     assert kept == fps[ru.id] and kept.bands is None and kept.packed is None and fps[ru.id].packed
+    other = index._cache[toll.id][1]
+    common = kept.anchors & other.anchors
+    assert common and fps[ru.id].anchors & fps[toll.id].anchors == common
+    assert all(next(a for a in kept.anchors if a == c) is next(a for a in other.anchors if a == c) for c in common)
     # a different fingerprint is really used: the English report alone, given the curfew's print, joins it
     alone = put(store, feeds["Astana Times"], "Markets closed early", "Trading ended at noon.", "en",
                 T0 + timedelta(minutes=30))
