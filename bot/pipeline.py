@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import logging
 import multiprocessing
 import pickle
@@ -170,8 +169,7 @@ class Pipeline:
         self._pool: ProcessPoolExecutor | None = None
         self._pool_wanted = False
         self._spec: tuple[Any, str, bytes] | None = None  # (watch words it was made from, digest, pickle)
-        # workers compute story fingerprints when the story stage can take them
-        self._fp_ok = stories is not None and "fp" in _parameters(getattr(stories, "assign", None))
+        self._fp_ok = stories is not None  # workers compute the story fingerprints (assign(..., fp=))
         from .match import Matcher
         self._matcher_portable = type(matcher) is Matcher  # a real Matcher can be rebuilt in a worker
 
@@ -430,10 +428,3 @@ class Pipeline:
         translated = await self.translator.translate_many(texts, target)
         for n, text in zip(wanted, translated):
             n.title_target = text
-
-
-def _parameters(fn) -> Sequence[str]:
-    try:
-        return list(inspect.signature(fn).parameters) if fn is not None else []
-    except (TypeError, ValueError):
-        return []
