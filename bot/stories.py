@@ -284,7 +284,7 @@ _MONTH_EXACT, _MONTH_PREFIX, _ = _compile_lexicon({str(n): tuple(forms.split())
                                                     for n, forms in enumerate(_MONTH_NAMES, start=1)})
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=language.WORD_CACHE)
 def _lexicon_concept(word: str) -> str | None:
     """The lexicon concept of one lower-case word, or None."""
     hit = _LEX_EXACT.get(word)
@@ -402,7 +402,7 @@ def _numbers(text: str) -> list[tuple[int, int, str, str]]:
     return out
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=language.WORD_CACHE)
 def _name_anchor(word: str, lang: str) -> str:
     key = language.name_key(word, lang if lang in ("ru", "kk") else None)
     return "n:" + key[:NAME_KEY_CHARS]
@@ -723,13 +723,13 @@ def _scorer(a: Fingerprint, na: tuple):
     sqrt = math.sqrt
 
     def score(b: Fingerprint, nb: tuple) -> float:
-        shared = a_anchors & b.anchors
+        shared = a_anchors.intersection(b.anchors)  # b: a _Candidate (tuples) or a Fingerprint
         if shared and a_sum > 0 and nb[1] > 0:
             anchor = sum([a_weights[k] for k in shared]) / sqrt(a_sum * nb[1])
         else:
             anchor = 0.0
         if lang == b.lang:
-            common = a_tokens & b.tokens
+            common = a_tokens.intersection(b.tokens)
             if common and t_sum > 0 and nb[3] > 0:
                 text = sum([t_weights[k] for k in common]) / sqrt(t_sum * nb[3])
             else:
@@ -738,7 +738,7 @@ def _scorer(a: Fingerprint, na: tuple):
         else:
             value = anchor if shared and len(shared) >= MIN_SHARED_ANCHORS else 0.0
             if a_en and b.en_tokens:
-                common = a_en & b.en_tokens
+                common = a_en.intersection(b.en_tokens)
                 if common and e_sum > 0 and nb[5] > 0:
                     text = sum([e_weights[k] for k in common]) / sqrt(e_sum * nb[5])
                 else:
@@ -767,7 +767,7 @@ _MASKS = [int.from_bytes(hashlib.blake2b(f"newsbot-minhash-{i}".encode(), digest
           & 0xFFFFFFFFFFFFFFF for i in range(MINHASH_PERMS)]
 
 
-@lru_cache(maxsize=400_000)
+@lru_cache(maxsize=2 * language.WORD_CACHE)  # tokens and anchors
 def _h64(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
                           "big", signed=True)
@@ -1105,7 +1105,7 @@ class StoryIndex:
             if t // 86400 > self._newest_t // 86400:
                 self.filter.forget_before((t - self.window_s) // 86400 - 1)
             self._newest_t = t
-        self._remember(item.id, story_id, t, _slim(fp, share=given), norms, self.weights.version)
+        self._remember(item.id, story_id, t, _slim(fp), norms, self.weights.version)
         self.weights.add(fp, t // 86400)
         self._assigned += 1
         if self._assigned - self._last_prune >= PRUNE_EVERY:
@@ -1242,7 +1242,7 @@ class StoryIndex:
             fp = _unpack(packed)
             day = t // 86400
             self.weights.add(fp, day)
-            self._remember(item_id, story_id, t, fp)
+            self._remember(item_id, story_id, t, _slim(fp))
             if keys is None:  # indexed before the keys were recorded: that day is read, not filtered
                 self.filter.unknown.add(day)
             else:
@@ -1312,10 +1312,10 @@ class StoryIndex:
                 out[i] = hit
         if missing:
             for item_id, story_id, t, packed in self.store.indexed_items(missing):
-                out[item_id] = self._remember(item_id, story_id, t, _unpack(packed))
+                out[item_id] = self._remember(item_id, story_id, t, _slim(_unpack(packed)))
         return out
 
-    def _remember(self, item_id: int, story_id: int, t: int, fp: Fingerprint, norms: tuple | None = None,
+    def _remember(self, item_id: int, story_id: int, t: int, fp: _Candidate, norms: tuple | None = None,
                   version=None) -> tuple:
         entry = (story_id, fp, t, _sums(norms) if norms else None, version)  # None: not computed yet
         self._cache[item_id] = entry
@@ -1324,25 +1324,31 @@ class StoryIndex:
         return entry
 
 
-def _slim(fp: Fingerprint, share: bool = False) -> Fingerprint:
-    """The fingerprint as the cache of candidates keeps it: without its band keys and packed
-    form (needed once, when the item is filed), with the shared empty set for empty ones, and
-    (``share``: it was unpickled, from a worker process) its strings interned, so that the
-    cached items share each token and anchor instead of holding copies of their own."""
-    if fp.bands is None and fp.packed is None and not share:
-        return fp
-    slim = object.__new__(Fingerprint)
-    d = slim.__dict__
-    d.update(fp.__dict__, bands=None, packed=None)
-    for name in ("events", "numbers", "kinds", "changes"):  # unpickled: each its own empty set
-        if not d[name]:
-            d[name] = _EMPTY
-    if share:
+class _Candidate:
+    """What the index keeps of a filed item, to score later items against it: its keys as
+    tuples of interned strings (a 30-key frozenset costs about 2 KB, the tuple about 300
+    bytes, and the strings are shared by every cached item that has them). Scoring reads a
+    candidate's keys only through ``frozenset.intersection`` and iteration (:func:`_scorer`,
+    :func:`_totals`), which take any iterable."""
+
+    __slots__ = ("lang", "tokens", "en_tokens", "anchors", "kinds", "changes", "numbers")
+
+    def __init__(self, fp: Fingerprint):
         intern = sys.intern
-        d["tokens"] = frozenset(map(intern, fp.tokens))
-        d["en_tokens"] = d["tokens"] if fp.lang == "en" else frozenset(map(intern, fp.en_tokens))
-        d["anchors"] = frozenset(map(intern, fp.anchors))
-    return slim
+        self.lang = fp.lang
+        self.tokens = tuple(map(intern, fp.tokens))
+        self.en_tokens = self.tokens if fp.lang == "en" else tuple(map(intern, fp.en_tokens))
+        self.anchors = tuple(map(intern, fp.anchors))
+        # (each unpickled or unpacked fingerprint has its own empty sets: share one)
+        self.kinds = fp.kinds or _EMPTY
+        self.changes = fp.changes or _EMPTY
+        self.numbers = fp.numbers or _EMPTY
+
+    def __repr__(self) -> str:
+        return f"_Candidate({self.lang}, {len(self.tokens)} tokens, anchors={self.anchors!r:.80})"
+
+
+_slim = _Candidate  # the cache of candidates keeps this much of a fingerprint
 
 
 def _pack(fp: Fingerprint) -> str:
