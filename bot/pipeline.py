@@ -24,18 +24,17 @@ import logging
 import multiprocessing
 import pickle
 import random
-import signal
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from . import fetch as fetch_mod
-from . import language, parse
 from .config import Config
 from .models import Feed, FetchResult, Item, Match, ParseResult, utcnow
 from .store import Store, sha1
+from .work import Analysis, Identities, _worker_start, analyse, analyse_job, parse_job
 
 log = logging.getLogger(__name__)
 
@@ -89,64 +88,6 @@ class CycleReport:
 ProgressFn = Callable[[int, int, FeedReport], None]
 
 POOL_MIN_FEEDS = 16  # a cycle this large starts the worker processes (when [poll] workers > 0)
-
-
-# -- the work done in worker processes (pure functions: no store, no event loop) ----------
-
-Identities = list[tuple[str, "str | None", str]]  # (item key, canonical url, content hash) per entry
-Analysis = tuple[str, list, set, Any]  # (language, matches, concepts, story fingerprint or None)
-
-
-def _worker_start() -> None:
-    # Ctrl-C reaches the whole process group: the parent decides when workers stop
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def parse_job(body: bytes, headers: dict[str, str], url: str, now: datetime) -> tuple[ParseResult, Identities]:
-    """Parse a feed body and compute each entry's identities (for deduplication)."""
-    parsed = parse.parse_feed(body, headers, url, now)
-    ids = [(parse.item_key(e), parse.canonical_url(e.link), parse.content_hash(e.title, e.summary))
-           for e in parsed.entries]
-    return parsed, ids
-
-
-def analyse(matcher, rows: Sequence[tuple[str, str, str | None]], *, concepts: bool = False,
-            fingerprints: bool = False) -> list[Analysis]:
-    """Language, matches, concepts and story fingerprint of (title, summary, feed language) rows."""
-    langs = language.detect_many([(f"{title}\n{summary}", hint) for title, summary, hint in rows])
-    out: list[Analysis] = []
-    for (title, summary, _hint), lang in zip(rows, langs):
-        found: set[str] = set()
-        if matcher is None:
-            matches = []
-        elif concepts and hasattr(matcher, "match_with_concepts"):
-            matches, found = matcher.match_with_concepts(title, summary, lang)  # one scan gives both
-        else:
-            matches = matcher.match(title, summary, lang)
-            if concepts:
-                found = matcher.concepts(title, summary, lang)
-        fp = None
-        if fingerprints:
-            from .stories import fingerprint
-            fp = fingerprint(title, summary, lang, found)
-        out.append((lang, matches, found, fp))
-    return out
-
-
-_worker_matcher: tuple[str, Any] | None = None  # (spec digest, Matcher) in a worker process
-
-
-def analyse_job(digest: str | None, spec: bytes | None, rows, concepts: bool, fingerprints: bool) -> list[Analysis]:
-    """:func:`analyse` in a worker, with a matcher rebuilt only when its topics or watch words change."""
-    global _worker_matcher
-    matcher = None
-    if spec is not None:
-        if _worker_matcher is None or _worker_matcher[0] != digest:
-            from .match import Matcher
-            topics, watchwords = pickle.loads(spec)
-            _worker_matcher = (digest, Matcher(topics, watchwords))
-        matcher = _worker_matcher[1]
-    return analyse(matcher, rows, concepts=concepts, fingerprints=fingerprints)
 
 
 class Pipeline:

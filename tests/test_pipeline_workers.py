@@ -90,6 +90,10 @@ def test_workers_give_the_same_items_languages_matches_and_errors(served, tmp_pa
             with Pipeline.from_config(store, cfg) as pipeline:
                 report = asyncio.run(pipeline.run_cycle(force=True))
                 assert (pipeline._pool is not None) == (workers > 0)
+                if workers:  # the workers import what their work needs, not the store, HTTP or Telegram
+                    loaded = pipeline._pool.submit(eval, "sorted(__import__('sys').modules)").result()
+                    assert {"bot.work", "bot.parse", "feedparser"} <= set(loaded)
+                    assert not {"bot.store", "sqlite_utils", "httpx", "telegram", "bot.pipeline"} & set(loaded)
             results[workers] = _outcome(store), len(report.new_items), sum(1 for n in report.new_items if n.matches)
     (items2, errors2), new2, matched2 = results[2]
     (items0, errors0), new0, matched0 = results[0]
