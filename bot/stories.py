@@ -574,7 +574,7 @@ class Weights:
         self.newest_day: int | None = None
         self._log_n = math.log(5)
 
-    def add(self, fp: Fingerprint, day: int) -> None:
+    def add(self, fp: Fingerprint | _Candidate, day: int) -> None:
         """Count an item's keys (its anchors, its tokens and its English tokens) on ``day``."""
         if self.newest_day is not None and day < self.newest_day - self.window_days:
             return  # older than anything the window still counts
@@ -1105,8 +1105,9 @@ class StoryIndex:
             if t // 86400 > self._newest_t // 86400:
                 self.filter.forget_before((t - self.window_s) // 86400 - 1)
             self._newest_t = t
-        self._remember(item.id, story_id, t, _slim(fp), norms, self.weights.version)
-        self.weights.add(fp, t // 86400)
+        kept = _slim(fp)  # its strings interned: the cache and the weights' tables share them
+        self._remember(item.id, story_id, t, kept, norms, self.weights.version)
+        self.weights.add(kept, t // 86400)
         self._assigned += 1
         if self._assigned - self._last_prune >= PRUNE_EVERY:
             self._last_prune = self._assigned
@@ -1239,10 +1240,10 @@ class StoryIndex:
         self.filter.trusted_from = since // 86400 + 1  # whole days from here on
         by_day: dict[int, list[int]] = {}
         for item_id, story_id, t, packed, keys in store.indexed_items_since(since, with_keys=True):
-            fp = _unpack(packed)
+            kept = _slim(_unpack(packed))
             day = t // 86400
-            self.weights.add(fp, day)
-            self._remember(item_id, story_id, t, _slim(fp))
+            self.weights.add(kept, day)
+            self._remember(item_id, story_id, t, kept)
             if keys is None:  # indexed before the keys were recorded: that day is read, not filtered
                 self.filter.unknown.add(day)
             else:
