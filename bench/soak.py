@@ -443,12 +443,14 @@ class Expectation:
         self.by_topic: dict[str, set[int]] = defaultdict(set)
         self.watch_owner: dict[int, int] = {}
         self.members: dict[int, list[tuple[datetime, str, str]]] = defaultdict(list)  # story -> (fetched, source, lang)
-        self.state: dict[tuple[int, int], tuple[set[str], int, int]] = {}  # (chat, story) -> langs, sources, updates
+        self.state: dict[tuple[int, int], tuple[frozenset[str], int, int]] = {}  # (chat, story) -> langs, sources, updates
         self.alerts: set[tuple[int, int, int]] = set()  # (chat, story, 0 first | 1 update)
         self.matched_items = 0
         self.new_items = 0
         self.topic_items = 0
         self.matched_stories: set[int] = set()
+        # (this bookkeeping shares the measured process's RSS: it is kept compact)
+        self._langsets: dict[frozenset, frozenset] = {}
 
     def add_reader(self, r: Reader, owners: dict[int, int]) -> None:
         self.readers[r.chat_id] = r
@@ -483,7 +485,8 @@ class Expectation:
                 else:
                     chats |= self.by_topic.get(k, set())
             members = self.members[story]
-            langs = {m[2] for m in members}
+            langs = frozenset({m[2] for m in members})
+            langs = self._langsets.setdefault(langs, langs)  # one object per set of languages
             sources = len({m[1] for m in members})
             for chat in chats:
                 if self.readers[chat].mode not in ("instant", "both"):
@@ -798,6 +801,13 @@ async def soak(args) -> int:
           f"which parse and analyse feeds): peak {max(total_rss):.0f} MB, final {total_rss[-1]:.0f} MB "
           f"(workers together: peak {max(workers_rss):.0f} MB, final {workers_rss[-1]:.0f} MB); "
           f"end/day-1 {total_rss[-1] / total_rss[min(23, len(total_rss) - 1)]:.2f}x (target: flat, under 300 MB)")
+    if len(day_rows) >= 5:  # growth once retention and the stories window are both in force
+        steady = [d["rss"] for d in day_rows[2:]]
+        steps = [b - a for a, b in zip(steady, steady[1:])]
+        print(f"RSS growth of this process from day 3 on (retention and the 72 h stories window in force): "
+              f"{steady[-1] - steady[0]:+.0f} MB over {len(steps)} days, day by day "
+              f"{', '.join(f'{x:+.0f}' for x in steps)} MB; of it this file's bookkeeping "
+              f"{day_rows[-1]['ours'] - day_rows[2]['ours']:+.1f} MB")
     print()
     print("digests: expected = for each digest/both reader, the local digest times (zoneinfo, DST-aware) "
           "after the reader joined and up to the last cycle, computed in bench/soak.py")
