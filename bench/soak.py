@@ -55,14 +55,12 @@ import argparse
 import asyncio
 import functools
 import hashlib
-import json
 import math
 import multiprocessing
 import os
 import random
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -70,7 +68,7 @@ import tomllib
 import urllib.request
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
