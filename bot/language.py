@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 # entries per word cache below: most words of a day's news are a few thousand frequent ones,
 # so a small cache hits nearly as often as a large one, and each process stays small for months
-WORD_CACHE = 20_000
+WORD_CACHE = 10_000
 
 KK_LETTERS = frozenset("әғқңөұүһіӘҒҚҢӨҰҮҺІ")
 _CYR = re.compile(r"[а-яёА-ЯЁәғқңөұүһіӘҒҚҢӨҰҮҺІ]")

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Matcher", "WatchWord", "expand_watchword", "aexpand_watchword", "compile_watchword_terms"]
 
-MAX_CACHE_WORDS = 20_000  # words remembered per language; cleared beyond this (bounds memory)
+MAX_CACHE_WORDS = 10_000  # words remembered per language; cleared beyond this (bounds memory)
 NAME_KEY_MIN = 5  # shorter cross-script name keys collide too often (Zhana / жаңа)
 PREFIX_BUCKET = 3
 
