@@ -1105,7 +1105,7 @@ class StoryIndex:
             if t // 86400 > self._newest_t // 86400:
                 self.filter.forget_before((t - self.window_s) // 86400 - 1)
             self._newest_t = t
-        kept = _slim(fp)  # its strings interned: the cache and the weights' tables share them
+        kept = _Candidate(fp)  # its strings interned: the cache and the weights' tables share them
         self._remember(item.id, story_id, t, kept, norms, self.weights.version)
         self.weights.add(kept, t // 86400)
         self._assigned += 1
@@ -1240,7 +1240,7 @@ class StoryIndex:
         self.filter.trusted_from = since // 86400 + 1  # whole days from here on
         by_day: dict[int, list[int]] = {}
         for item_id, story_id, t, packed, keys in store.indexed_items_since(since, with_keys=True):
-            kept = _slim(_unpack(packed))
+            kept = _Candidate(_unpack(packed))
             day = t // 86400
             self.weights.add(kept, day)
             self._remember(item_id, story_id, t, kept)
@@ -1313,7 +1313,7 @@ class StoryIndex:
                 out[i] = hit
         if missing:
             for item_id, story_id, t, packed in self.store.indexed_items(missing):
-                out[item_id] = self._remember(item_id, story_id, t, _slim(_unpack(packed)))
+                out[item_id] = self._remember(item_id, story_id, t, _Candidate(_unpack(packed)))
         return out
 
     def _remember(self, item_id: int, story_id: int, t: int, fp: _Candidate, norms: tuple | None = None,
@@ -1348,8 +1348,6 @@ class _Candidate:
     def __repr__(self) -> str:
         return f"_Candidate({self.lang}, {len(self.tokens)} tokens, anchors={self.anchors!r:.80})"
 
-
-_slim = _Candidate  # the cache of candidates keeps this much of a fingerprint
 
 
 def _pack(fp: Fingerprint) -> str:
