@@ -1062,8 +1062,7 @@ class StoryIndex:
             known = self._known(item.id)
             if known is not None:
                 return known
-        given = fp is not None
-        if not given:
+        if fp is None:
             fp = fingerprint(item.title, item.summary, item.lang, concepts or (), translation)
         when = item_time(item)
         t = _epoch(when)
@@ -1347,7 +1346,6 @@ class _Candidate:
 
     def __repr__(self) -> str:
         return f"_Candidate({self.lang}, {len(self.tokens)} tokens, anchors={self.anchors!r:.80})"
-
 
 
 def _pack(fp: Fingerprint) -> str:

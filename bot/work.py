@@ -38,6 +38,8 @@ def analyse(matcher, rows: Sequence[tuple[str, str, str | None]], *, concepts: b
             fingerprints: bool = False) -> list[Analysis]:
     """Language, matches, concepts and story fingerprint of (title, summary, feed language) rows."""
     langs = language.detect_many([(f"{title}\n{summary}", hint) for title, summary, hint in rows])
+    if fingerprints:
+        from .stories import fingerprint
     out: list[Analysis] = []
     for (title, summary, _hint), lang in zip(rows, langs):
         found: set[str] = set()
@@ -49,10 +51,7 @@ def analyse(matcher, rows: Sequence[tuple[str, str, str | None]], *, concepts: b
             matches = matcher.match(title, summary, lang)
             if concepts:
                 found = matcher.concepts(title, summary, lang)
-        fp = None
-        if fingerprints:
-            from .stories import fingerprint
-            fp = fingerprint(title, summary, lang, found)
+        fp = fingerprint(title, summary, lang, found) if fingerprints else None
         out.append((lang, matches, found, fp))
     return out
 
@@ -71,5 +70,3 @@ def analyse_job(digest: str | None, spec: bytes | None, rows, concepts: bool, fi
             _worker_matcher = (digest, Matcher(topics, watchwords))
         matcher = _worker_matcher[1]
     return analyse(matcher, rows, concepts=concepts, fingerprints=fingerprints)
-
-
