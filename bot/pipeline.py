@@ -280,7 +280,13 @@ class Pipeline:
                         log.exception("analysis crashed feed=%s", feed.id)
                         fr.error = result.error = f"analysis: {type(exc).__name__}: {exc}"
                     else:
-                        new_items = self._store_entries(feed, fresh, analysed, now)
+                        try:
+                            new_items = self._store_entries(feed, fresh, analysed, now)
+                        except Exception as exc:  # rolled back whole: the entries stay unseen for next time
+                            log.exception("storing failed feed=%s", feed.id)
+                            if self.stories is not None:
+                                self.stories.forget()  # it may remember items that were rolled back
+                            fr.error = result.error = f"store: {type(exc).__name__}: {exc}"
         if result.permanent_url and self.store.url_taken(result.permanent_url, feed.id):
             result.permanent_url = None  # another feed already has that address
         state = fetch_mod.schedule(feed, result, len(new_items), now, self.cfg.poll, self.rng)

@@ -1114,6 +1114,21 @@ class StoryIndex:
         log.debug("story assigned item=%s story=%s new=%s score=%.2f", item.id, story_id, is_new, score)
         return Assignment(story_id=story_id, is_new=is_new, size=size, score=score)
 
+    def forget(self) -> None:
+        """Drop everything held in memory (candidates, key weights, the key filter); the next
+        assignment reads it again from the store. Call after a transaction that assigned items
+        was rolled back: their rows and story ids are gone, and SQLite reuses the ids."""
+        self.weights = Weights(self.window_s / 3600)
+        self._cache.clear()
+        self.filter = KeyFilter()
+        self._loaded = False
+        self._newest_t = 0
+        self._data_version = None
+        self._synced_id = 0
+        self._since_sync = 0
+        self._pruning = None
+        self._feed_names.clear()
+
     def _sync(self) -> None:
         """Keep the key filter in step with index rows other connections wrote (another
         process polling the same file): they are read once, by item id."""

@@ -282,3 +282,60 @@ async def test_second_poll_is_conditional_and_stores_nothing(world, feed_server)
     # the feed without validators sent the same bytes: counted as unchanged, not parsed again
     plain = next(f for f in report.feeds if f.feed_id == w.bad.id)
     assert plain.status == 200 and plain.seen == 0
+
+
+# -- the store refuses a feed's items ------------------------------------------------------------
+
+async def test_store_failure_on_one_feed_keeps_the_cycle_going_and_loses_nothing(world, feed_server):
+    body = read_sample("markup_atom.xml")
+    w = world(feed_server.route("/refused.xml", body=body, etag='"refused-v1"'))
+    # the database refuses this feed's rows (as a full disk or a corrupt page would)
+    with w.store.conn:
+        w.store.conn.execute(
+            f"CREATE TRIGGER refuse BEFORE INSERT ON items WHEN NEW.feed_id = {w.bad.id} "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END")
+    report = await w.cycle()
+    assert len(report.feeds) == 4  # the cycle completed for every feed
+    w.assert_healthy_stored(report)
+    fr = next(f for f in report.feeds if f.feed_id == w.bad.id)
+    assert fr.error.startswith("store: ") and "refused by the test trigger" in fr.error
+    assert fr.new == 0 and w.items(w.bad.id) == []
+    bad = w.store.feed(w.bad.id)
+    assert bad.failures == 1 and bad.last_error == fr.error
+    assert bad.etag is None  # so the next poll fetches the body again: nothing is lost
+    assert bad.id not in {f.id for f in w.store.due_feeds(w.started + timedelta(seconds=60))}
+    with w.store.conn:
+        w.store.conn.execute("DROP TRIGGER refuse")
+    report = await w.cycle(force=True)
+    fr = next(f for f in report.feeds if f.feed_id == w.bad.id)
+    assert fr.error is None and fr.new == count_items(body) == len(w.items(w.bad.id))
+    assert w.store.feed(w.bad.id).failures == 0
+
+
+async def test_store_failure_mid_feed_leaves_the_story_index_in_step_with_the_store(world, feed_server):
+    body = read_sample("markup_rss.xml")
+    w = world(feed_server.route("/refused.xml", body=body))
+    pipeline = Pipeline.from_config(w.store, w.cfg, translator=None, rng=random.Random(7))
+    with w.store.conn:  # the sixth item's story is refused, after five were filed
+        w.store.conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON stories WHEN NEW.headline = 'Lists and tables' "
+                             "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END")
+    with pipeline:
+        report = await pipeline.run_cycle()
+        w.assert_healthy_stored(report)
+        fr = next(f for f in report.feeds if f.feed_id == w.bad.id)
+        assert fr.error.startswith("store: ") and w.items(w.bad.id) == []
+        # the feed has moved on meanwhile: other items take the row ids of the ones rolled back
+        body = read_sample("rss091.xml")
+        feed_server.route("/refused.xml", body=body)
+        report = await pipeline.run_cycle(force=True)
+    fr = next(f for f in report.feeds if f.feed_id == w.bad.id)
+    assert fr.error is None and fr.new == count_items(body) == len(w.items(w.bad.id))
+    # every item the index remembers is filed in the store under the same story, and that story exists
+    index = pipeline.stories
+    remembered = {item_id: entry[0] for item_id, entry in index._cache.items()}
+    filed = {i: s for i, s, _t, _fp in w.store.indexed_items(list(remembered))}
+    assert remembered and filed == remembered
+    on_rows = dict(w.store.conn.execute("SELECT id, story_id FROM items"))
+    assert all(on_rows[i] == s for i, s in remembered.items())
+    stories = {r[0] for r in w.store.conn.execute("SELECT id FROM stories")}
+    assert set(remembered.values()) <= stories
