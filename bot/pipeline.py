@@ -200,7 +200,14 @@ class Pipeline:
                          report: CycleReport) -> FeedReport:
         result = await fetcher.fetch(feed)
         async with slots:
-            return await self._process(feed, result, threads, report)
+            fr = FeedReport(feed_id=feed.id, name=feed.name, url=feed.url, status=result.status,
+                            not_modified=result.not_modified, error=result.error)
+            try:
+                await self._process(feed, result, threads, report, fr)
+            except Exception as exc:  # one feed's failure (the store refusing its state, say) ends only that feed
+                log.exception("feed processing failed feed=%s", feed.id)
+                fr.error = f"store: {type(exc).__name__}: {exc}"
+            return fr
 
     # -- where the CPU-bound work runs ------------------------------------------------
 
@@ -254,10 +261,10 @@ class Pipeline:
     # -- one feed -----------------------------------------------------------------------
 
     async def _process(self, feed: Feed, result: FetchResult, threads: Executor | None,
-                       report: CycleReport) -> FeedReport:
+                       report: CycleReport, fr: FeedReport) -> None:
+        """Parse, analyse and store one feed's fetch result, then save its polling state; ``fr``
+        (and ``report``, once items are stored) says how it went."""
         now = self.clock()
-        fr = FeedReport(feed_id=feed.id, name=feed.name, url=feed.url, status=result.status,
-                        not_modified=result.not_modified, error=result.error)
         new_items: list[NewItem] = []
         if result.body is not None and result.error is None:
             try:
@@ -287,6 +294,10 @@ class Pipeline:
                             if self.stories is not None:
                                 self.stories.forget()  # it may remember items that were rolled back
                             fr.error = result.error = f"store: {type(exc).__name__}: {exc}"
+                        # committed: from here on the cycle reports them (and the service alerts them),
+                        # whatever happens to the rest of this feed
+                        fr.new = len(new_items)
+                        report.new_items.extend(new_items)
         if result.permanent_url and self.store.url_taken(result.permanent_url, feed.id):
             result.permanent_url = None  # another feed already has that address
         state = fetch_mod.schedule(feed, result, len(new_items), now, self.cfg.poll, self.rng)
@@ -298,14 +309,11 @@ class Pipeline:
         self.store.save_feed_state(state, ok_at=now if result.ok else None,
                                    new_at=now if new_items else None, retired_reason=retired_reason)
         fr.next_poll_at = state.next_poll_at
-        fr.new = len(new_items)
-        report.new_items.extend(new_items)
         if fr.error:
             log.warning("feed failed feed=%s url=%s failures=%d error=%s", feed.id, feed.url,
                         state.failures, fr.error)
         else:
             log.debug("feed polled feed=%s status=%s new=%d", feed.id, result.status, fr.new)
-        return fr
 
     def _fresh_entries(self, feed: Feed, parsed: ParseResult, ids: Identities) -> list[tuple]:
         """The entries not stored before (nor twice in this body), with their identities."""

@@ -339,3 +339,27 @@ async def test_store_failure_mid_feed_leaves_the_story_index_in_step_with_the_st
     assert all(on_rows[i] == s for i, s in remembered.items())
     stories = {r[0] for r in w.store.conn.execute("SELECT id FROM stories")}
     assert set(remembered.values()) <= stories
+
+
+async def test_feed_state_refused_after_items_stored_still_reports_them(world, feed_server):
+    body = read_sample("markup_atom.xml")
+    w = world(feed_server.route("/state.xml", body=body))
+    with w.store.conn:  # the feed's polling state cannot be saved (its items can)
+        w.store.conn.execute(f"CREATE TRIGGER refuse BEFORE UPDATE ON feeds WHEN NEW.id = {w.bad.id} "
+                             "BEGIN SELECT RAISE(ABORT, 'state refused by the test trigger'); END")
+    report = await w.cycle()
+    assert len(report.feeds) == 4
+    w.assert_healthy_stored(report)
+    fr = next(f for f in report.feeds if f.feed_id == w.bad.id)
+    assert fr.error.startswith("store: ") and "state refused" in fr.error
+    # the items were committed before the state failed: the cycle reports them, so they get their alerts
+    stored = w.items(w.bad.id)
+    assert fr.new == len(stored) == count_items(body)
+    reported = [n.item.title for n in report.new_items if n.item.feed_id == w.bad.id]
+    assert sorted(reported) == sorted(t for t, *_ in stored)
+    # the next cycle finds them known: nothing is reported twice
+    with w.store.conn:
+        w.store.conn.execute("DROP TRIGGER refuse")
+    report = await w.cycle(force=True)
+    fr = next(f for f in report.feeds if f.feed_id == w.bad.id)
+    assert fr.error is None and fr.new == 0 and report.new_items == []
