@@ -36,6 +36,7 @@ POLL_TICK = 5.0
 DIGEST_TICK = 30.0
 HEARTBEAT = 15.0
 HEARTBEAT_KEY = "service_heartbeat"
+ALERTS_MARK_KEY = "alerts_planned_to"  # the newest item id whose alerts have been planned
 STOP_GRACE = 8.0  # seconds to finish in-flight work after SIGTERM (the whole stop stays under 10 s)
 
 
@@ -117,20 +118,51 @@ class Service:
     async def poll_once(self, force: bool = False) -> int:
         """Poll the feeds that are due, then queue alerts. Returns alerts queued."""
         async with self._busy:
+            mark = self.store.get_kv(ALERTS_MARK_KEY)
+            if mark is None:  # the first cycle ever: nothing before it is owed an alert
+                self.store.set_kv(ALERTS_MARK_KEY, str(self.store.newest_item_id()))
             report = await self.pipeline.run_cycle(force=force)
-            if not report.feeds:
+            # items stored after the mark but not in this cycle's report: a cycle that died before its
+            # alerts were planned (a crash, a kill), or another process's `poll`; planning them again
+            # is harmless (an alert already recorded is not queued twice)
+            newest = self.store.newest_item_id()
+            missed = self._unplanned(int(mark or newest), newest, {n.item.id for n in report.new_items})
+            new_items = [*missed, *report.new_items]
+            matched = [n for n in new_items if n.matches]
+            if not report.feeds and not missed:
+                self.store.set_kv(ALERTS_MARK_KEY, str(newest))
                 return 0
-            if self.translator is not None and report.matched:
+            if self.translator is not None and matched:
                 # headlines for every reader language in use, before the alerts are rendered
                 langs = set(self.store.reader_languages()) - {self.cfg.translation.target}
                 if langs:
-                    await self.translator.warm([(n.item.title, n.item.lang) for n in report.matched], langs)
-            queued = alerts.plan_alerts(self.store, self.cfg, report.new_items, self.clock(), self._cached)
+                    await self.translator.warm([(n.item.title, n.item.lang) for n in matched], langs)
+            queued = alerts.plan_alerts(self.store, self.cfg, new_items, self.clock(), self._cached)
+            self.store.set_kv(ALERTS_MARK_KEY, str(newest))
             if queued and self.sender is not None:
                 self.sender.wake()
             log.info("cycle summary feeds=%d new=%d matched=%d alerts=%d errors=%d", len(report.feeds),
                      len(report.new_items), len(report.matched), queued, report.errors)
             return queued
+
+    def _unplanned(self, after: int, upto: int, reported: set[int]) -> list:
+        """The matched items in (after, upto] that no cycle of this process reported."""
+        from .pipeline import NewItem
+
+        out = []
+        for item_id in self.store.matched_item_ids(after, upto):
+            if item_id in reported:
+                continue
+            item = self.store.item(item_id)
+            if item is None or item.story_id is None:
+                continue  # gone meanwhile (retention), or not filed yet: nothing to alert
+            feed = self.store.feed(item.feed_id)
+            out.append(NewItem(item=item, feed_name=feed.name if feed else "", story_id=item.story_id,
+                               matches=self.store.matches_for(item_id)))
+        if out:
+            log.info("alerts caught up for items stored outside this process's cycles items=%d first=%d",
+                     len(out), out[0].item.id)
+        return out
 
     async def digests_once(self) -> int:
         if self.translator is not None:

@@ -582,6 +582,15 @@ class Store:
                 out.append(item)
         return out
 
+    def newest_item_id(self) -> int:
+        return self.conn.execute("SELECT max(id) FROM items").fetchone()[0] or 0
+
+    def matched_item_ids(self, after: int, upto: int) -> list[int]:
+        """Ids of the items in (after, upto] with at least one match, in order."""
+        return [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT item_id FROM matches WHERE item_id > ? AND item_id <= ? ORDER BY item_id",
+            (after, upto))]
+
     def item(self, item_id: int) -> Item | None:
         r = self.conn.execute(
             "SELECT feed_id, key_hash, url, title, summary, lang, published, fetched, content_hash, guid, id, "

@@ -188,3 +188,29 @@ def test_an_empty_day_says_so_or_is_skipped(world):
     assert alerts.plan_digests(world.store, world.cfg, now) == 1
     [only] = outbox(world.store)
     assert only["chat"] == 10 and only["kind"] == "digest"
+
+
+def test_alerts_owed_by_a_cycle_that_died_before_planning_them_are_planned_by_the_next(world, tmp_path):
+    from bot.service import Service
+
+    world.reader(501)
+    service = Service(world.cfg, world.store)
+    try:
+        asyncio.run(service.poll_once(force=True))  # nothing matches yet
+        assert outbox(world.store) == []
+        world.publish("en", [EN, QUIET])
+        # what a crash leaves: the cycle stored and filed the items, and nothing planned their alerts
+        report = asyncio.run(Pipeline.from_config(world.store, world.cfg).run_cycle(force=True))
+        assert {n.item.title for n in report.new_items} == {EN[1], QUIET[1]}
+        assert outbox(world.store) == []
+    finally:
+        service.pipeline.close()
+    service = Service(world.cfg, world.store)  # the restarted service
+    try:
+        assert asyncio.run(service.poll_once(force=True)) == 1
+        sent = outbox(world.store, 501)
+        assert len(sent) == 1 and sent[0]["kind"] == "alert" and "CSTO" in sent[0]["text"]
+        assert asyncio.run(service.poll_once(force=True)) == 0  # and never again
+        assert len(outbox(world.store, 501)) == 1
+    finally:
+        service.pipeline.close()
