@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return VERBS[args.verb](args)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        for error in exc.errors:  # every problem the file has, a line each
+            print(f"config error: {error.key}: {error.problem}" if error.key else f"config error: {error.problem}",
+                  file=sys.stderr)
         return EXIT_CONFIG
     except NewsBotError as exc:
         print(f"error: {exc}", file=sys.stderr)

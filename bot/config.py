@@ -256,31 +256,61 @@ def load(path: str | Path | None = None, env: dict[str, str] | None = None) -> C
 
 
 def from_dict(raw: dict, path: Path = Path(DEFAULT_PATH), env: dict[str, str] | None = None) -> Config:
+    """Validate a parsed config into a :class:`Config`; a ConfigError names every problem found."""
     env = {} if env is None else env
-    _check_keys(raw, {"storage", "telegram", "translation", "poll", "digest", "stories",
-                      "retention", "delivery", "feeds", "topics"}, "")
+    errors: list[ConfigError] = []
 
+    def collect(build: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return build(*args)
+        except ConfigError as exc:
+            errors.append(exc)
+            return None
+
+    collect(_check_keys, raw, {"storage", "telegram", "translation", "poll", "digest", "stories",
+                               "retention", "delivery", "feeds", "topics"}, "")
+    storage = collect(_storage, raw, path)
+    telegram = collect(_simple, raw, "telegram", TelegramConfig, {
+        "base_url": _http_url,
+        "admins": _int_list,
+        "allowed_chats": _int_list,
+    })
+    if telegram is not None:
+        telegram = TelegramConfig(**{**telegram.__dict__, "token": env.get(TOKEN_ENV) or None})
+    translation = collect(_translation, raw, env)
+    poll = collect(_poll, raw)
+    digest = collect(_simple, raw, "digest", DigestConfig, {"time": _hhmm, "timezone": _tz})
+    stories = collect(_simple, raw, "stories", StoriesConfig)
+    retention = collect(_simple, raw, "retention", RetentionConfig)
+    delivery = collect(_simple, raw, "delivery", DeliveryConfig)
+    feeds = _feeds(raw.get("feeds", []), errors)
+    topics = _topics(raw.get("topics", []), errors)
+    if errors:
+        first, *rest = errors
+        raise ConfigError(first.key, first.problem, tuple(rest))
+    return Config(path=path, storage=storage, telegram=telegram, translation=translation,
+                  poll=poll, digest=digest, stories=stories, retention=retention,
+                  delivery=delivery, feeds=feeds, topics=topics)
+
+
+def _storage(raw: dict, path: Path) -> StorageConfig:
     storage_raw = _section(raw, "storage")
     _check_keys(storage_raw, {"path"}, "storage.")
     db_path = Path(_get(storage_raw, "path", "storage.", str, "data/newsbot.db"))
     if not db_path.is_absolute() and str(db_path) != ":memory:":
         db_path = path.parent / db_path
-    storage = StorageConfig(path=db_path)
+    return StorageConfig(path=db_path)
 
-    telegram = _simple(raw, "telegram", TelegramConfig, {
-        "base_url": _http_url,
-        "admins": _int_list,
-        "allowed_chats": _int_list,
-    })
-    telegram = TelegramConfig(**{**telegram.__dict__, "token": env.get(TOKEN_ENV) or None})
 
-    def provider(value: str, key: str) -> str:
-        if value not in PROVIDERS:
-            raise ConfigError(key, "must be one of " + ", ".join(PROVIDERS))
-        return value
+def _provider(value: str, key: str) -> str:
+    if value not in PROVIDERS:
+        raise ConfigError(key, "must be one of " + ", ".join(PROVIDERS))
+    return value
 
+
+def _translation(raw: dict, env: dict[str, str]) -> TranslationConfig:
     translation = _simple(raw, "translation", TranslationConfig, {
-        "provider": provider,
+        "provider": _provider,
         "target": _lang,
         "url": lambda v, k: _http_url(v, k) if v else v,
     })
@@ -294,35 +324,36 @@ def from_dict(raw: dict, path: Path = Path(DEFAULT_PATH), env: dict[str, str] | 
         api_key = env.get(translation.api_key_env) or None
     elif translation.api_key_env:
         api_key = env.get(translation.api_key_env) or None
-    translation = TranslationConfig(**{**translation.__dict__, "api_key": api_key})
+    return TranslationConfig(**{**translation.__dict__, "api_key": api_key})
 
+
+def _poll(raw: dict) -> PollConfig:
     poll = _simple(raw, "poll", PollConfig, {"workers": _workers})
     if poll.min_interval_seconds > poll.max_interval_seconds:
         raise ConfigError("poll.min_interval_seconds", "must not be greater than poll.max_interval_seconds")
-    digest = _simple(raw, "digest", DigestConfig, {"time": _hhmm, "timezone": _tz})
-    stories = _simple(raw, "stories", StoriesConfig)
-    retention = _simple(raw, "retention", RetentionConfig)
-    delivery = _simple(raw, "delivery", DeliveryConfig)
+    return poll
 
-    feeds = _feeds(raw.get("feeds", []))
-    topics_raw = raw.get("topics", [])
+
+def _topics(topics_raw: Any, errors: list[ConfigError]) -> tuple[Topic, ...]:
     if not isinstance(topics_raw, list):
-        raise ConfigError("topics", "must be an array of tables ([[topics]])")
+        errors.append(ConfigError("topics", "must be an array of tables ([[topics]])"))
+        return ()
     topics = []
     seen: dict[str, int] = {}
     for i, t in enumerate(topics_raw):
         where = f"topics[{i}]"
-        if not isinstance(t, dict):
-            raise ConfigError(where, "must be a table")
-        topic = parse_topic(_with_shipped_rules(t), where)
-        if topic.id in seen:
-            raise ConfigError(f"{where}.id", f"duplicate topic id {topic.id!r} (also topics[{seen[topic.id]}])")
+        try:
+            if not isinstance(t, dict):
+                raise ConfigError(where, "must be a table")
+            topic = parse_topic(_with_shipped_rules(t), where)
+            if topic.id in seen:
+                raise ConfigError(f"{where}.id", f"duplicate topic id {topic.id!r} (also topics[{seen[topic.id]}])")
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
         seen[topic.id] = i
         topics.append(topic)
-
-    return Config(path=path, storage=storage, telegram=telegram, translation=translation,
-                  poll=poll, digest=digest, stories=stories, retention=retention,
-                  delivery=delivery, feeds=feeds, topics=tuple(topics))
+    return tuple(topics)
 
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
@@ -359,27 +390,38 @@ def _shipped_topics() -> dict[str, dict]:
 _SHIPPED: dict[str, dict] | None = None
 
 
-def _feeds(feeds_raw: Any) -> tuple[FeedConfig, ...]:
+def _feeds(feeds_raw: Any, errors: list[ConfigError]) -> tuple[FeedConfig, ...]:
+    """The [[feeds]] entries; each bad entry adds its (first) problem to ``errors``."""
     if not isinstance(feeds_raw, list):
-        raise ConfigError("feeds", "must be an array of tables ([[feeds]])")
+        errors.append(ConfigError("feeds", "must be an array of tables ([[feeds]])"))
+        return ()
     feeds = []
     urls: dict[str, int] = {}
     for i, f in enumerate(feeds_raw):
-        where = f"feeds[{i}]."
-        if not isinstance(f, dict):
-            raise ConfigError(f"feeds[{i}]", "must be a table")
-        _check_keys(f, {"url", "lang", "name", "interval_seconds"}, where)
-        for required in ("url", "lang"):
-            if required not in f:
-                raise ConfigError(f"{where}{required}", "is required")
-        url = _http_url(_get(f, "url", where, str, ""), f"{where}url")
-        lang = _lang(_get(f, "lang", where, str, ""), f"{where}lang")
-        name = _get(f, "name", where, str, "") or (urlsplit(url).hostname or url)
-        interval = _get(f, "interval_seconds", where, int, None)
-        if interval is not None:
-            _positive(interval, f"{where}interval_seconds")
-        if url in urls:
-            raise ConfigError(f"{where}url", f"duplicate feed URL (also feeds[{urls[url]}])")
-        urls[url] = i
-        feeds.append(FeedConfig(url=url, lang=lang, name=name, interval_seconds=interval))
+        try:
+            feed = _feed(f, i)
+            if feed.url in urls:
+                raise ConfigError(f"feeds[{i}].url", f"duplicate feed URL (also feeds[{urls[feed.url]}])")
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        urls[feed.url] = i
+        feeds.append(feed)
     return tuple(feeds)
+
+
+def _feed(f: Any, i: int) -> FeedConfig:
+    where = f"feeds[{i}]."
+    if not isinstance(f, dict):
+        raise ConfigError(f"feeds[{i}]", "must be a table")
+    _check_keys(f, {"url", "lang", "name", "interval_seconds"}, where)
+    for required in ("url", "lang"):
+        if required not in f:
+            raise ConfigError(f"{where}{required}", "is required")
+    url = _http_url(_get(f, "url", where, str, ""), f"{where}url")
+    lang = _lang(_get(f, "lang", where, str, ""), f"{where}lang")
+    name = _get(f, "name", where, str, "") or (urlsplit(url).hostname or url)
+    interval = _get(f, "interval_seconds", where, int, None)
+    if interval is not None:
+        _positive(interval, f"{where}interval_seconds")
+    return FeedConfig(url=url, lang=lang, name=name, interval_seconds=interval)

@@ -112,3 +112,31 @@ def test_a_shipped_topic_named_by_id_alone_gets_the_shipped_rules(tmp_path):
     assert csto.name == "Troops"  # the reader-facing name is the config's own
     assert csto.groups == shipped["csto-deployment"].groups and csto.groups
     assert unrest.expr == shipped["kz-unrest"].expr
+
+
+def test_every_problem_in_the_file_is_reported_at_once(tmp_path):
+    broken = raw(feeds=[dict(GOOD_FEED, lang="de"), dict(GOOD_FEED, url="https://example.org/2.xml"),
+                        {"lang": "en"}, dict(GOOD_FEED, url="https://example.org/2.xml")],
+                 poll={"interval_seconds": -5}, digest={"timezone": "Mars/Olympus"},
+                 topics=[{"id": "Bad Id!"}])
+    with pytest.raises(ConfigError) as err:
+        config.from_dict(broken, path=tmp_path / "c.toml", env={})
+    found = [(e.key, e.problem.split(" (")[0].split(",")[0]) for e in err.value.errors]
+    assert found[:3] == [("poll.interval_seconds", "must be greater than 0"),
+                         ("digest.timezone", "unknown time zone 'Mars/Olympus'"),
+                         ("feeds[0].lang", "must be one of en")]
+    assert found[3:5] == [("feeds[2].url", "is required"), ("feeds[3].url", "duplicate feed URL")]
+    assert [k for k, _ in found[5:]] == ["topics[0].id"]
+    assert str(err.value).splitlines()[0] == "poll.interval_seconds: must be greater than 0, not -5"
+    assert len(str(err.value).splitlines()) == 6
+    # the command line prints them all, a line each, and no traceback
+    path = tmp_path / "config.toml"
+    path.write_text('[poll]\ninterval_seconds = -5\n[[feeds]]\nurl = "ftp://example.org/a"\nlang = "en"\n'
+                    '[[feeds]]\nurl = "https://example.org/b.xml"\nlang = "xx"\n', encoding="utf-8")
+    result = _check(["--config", str(path)], env={"PYTHONPATH": str(REPO)})
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "config error: poll.interval_seconds: must be greater than 0, not -5",
+        "config error: feeds[0].url: must be an http or https URL, not 'ftp://example.org/a'",
+        "config error: feeds[1].lang: must be one of en, ru, kk",
+    ]
