@@ -70,6 +70,7 @@ class PollConfig:
     max_body_bytes: int = 10 * 1024 * 1024  # as sent on the wire
     max_decompressed_bytes: int = 50 * 1024 * 1024  # after gzip/deflate/br
     max_redirects: int = 5
+    max_items_per_feed: int = 500  # entries kept from one body, the newest
     backoff_max_seconds: int = 6 * 3600
     user_agent: str = USER_AGENT
     alert_max_age_hours: int = 48  # older items are stored and matched, not alerted

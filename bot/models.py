@@ -100,6 +100,7 @@ class ParseResult:
     feed_title: str | None = None
     error: str | None = None  # "parse: ..." when nothing usable came out
     bozo: str | None = None  # feedparser's complaint when it still recovered entries
+    dropped: int = 0  # entries left out over the per-feed cap (the oldest)
 
 
 @dataclass

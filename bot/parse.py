@@ -39,6 +39,7 @@ import functools
 import hashlib
 import html
 import io
+import itertools
 import re
 import unicodedata
 from datetime import datetime, timedelta, timezone
@@ -327,8 +328,20 @@ def effective_headers(headers: dict[str, str], body: bytes) -> dict[str, str]:
     return headers
 
 
-def parse_feed(body: bytes, headers: dict[str, str], url: str, now: datetime) -> ParseResult:
-    """Parse a fetched feed body into plain-text entries (never raises for bad input)."""
+MAX_ITEMS = 500  # entries kept from one body (the newest), unless the caller says otherwise
+ITEM_TAG_FACTOR = 20  # a body with more item/entry tags than this many times the cap is refused unparsed
+_ITEM_TAG = re.compile(rb"<(?:[A-Za-z][\w.-]*:)?(?:item|entry)[\s>/]")
+
+
+def parse_feed(body: bytes, headers: dict[str, str], url: str, now: datetime,
+               max_items: int = MAX_ITEMS) -> ParseResult:
+    """Parse a fetched feed body into plain-text entries (never raises for bad input).
+
+    At most ``max_items`` entries are kept: the newest by date (undated ones count as
+    newest), in the body's order; ``dropped`` says how many were left out. A body with
+    more than ``ITEM_TAG_FACTOR`` times that many item tags is refused before parsing:
+    no real feed is that long, and parsing it would cost seconds and hundreds of MB.
+    """
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
     if not body or not body.strip():
@@ -336,11 +349,27 @@ def parse_feed(body: bytes, headers: dict[str, str], url: str, now: datetime) ->
     hostile = _hostile_doctype(body)
     if hostile:
         return ParseResult(entries=[], error="parse: " + hostile)
+    limit = max_items * ITEM_TAG_FACTOR
+    tags = sum(1 for _ in itertools.islice(_ITEM_TAG.finditer(body), limit + 1))
+    if tags > limit:
+        return ParseResult(entries=[], error=f"parse: refused, more than {limit} items in one body")
     headers = effective_headers(headers, body)
     result = _fast_parse(body, headers, url, now)
-    if result is not None:
+    if result is None:
+        result = _feedparser_parse(body, headers, url, now)
+    return _cap(result, max_items, now)
+
+
+def _cap(result: ParseResult, max_items: int, now: datetime) -> ParseResult:
+    """Keep the newest ``max_items`` entries, in their order in the body."""
+    entries = result.entries
+    if len(entries) <= max_items:
         return result
-    return _feedparser_parse(body, headers, url, now)
+    # a stable sort: among equal dates (the undated ones, taken as now) the body's order holds
+    newest = sorted(range(len(entries)), key=lambda i: entries[i].published or now, reverse=True)[:max_items]
+    result.entries = [entries[i] for i in sorted(newest)]
+    result.dropped = len(entries) - max_items
+    return result
 
 
 def _finish(raw_entries: list[Entry], feed_title: str | None, bozo: str | None) -> ParseResult:

@@ -268,8 +268,8 @@ class Pipeline:
         new_items: list[NewItem] = []
         if result.body is not None and result.error is None:
             try:
-                parsed, ids = await self._offload(parse_job, result.body, result.headers,
-                                                  result.final_url or feed.url, now, threads=threads)
+                parsed, ids = await self._offload(parse_job, result.body, result.headers, result.final_url or feed.url,
+                                                  now, self.cfg.poll.max_items_per_feed, threads=threads)
             except Exception as exc:  # a parser bug must not stop the cycle
                 log.exception("parse crashed feed=%s", feed.id)
                 parsed, ids = ParseResult(entries=[], error=f"parse: {type(exc).__name__}: {exc}"), []
@@ -279,6 +279,9 @@ class Pipeline:
                 result.error = parsed.error
             else:
                 fr.seen = len(parsed.entries)
+                if parsed.dropped:
+                    log.warning("feed over the item cap feed=%s entries=%d kept=%d (the newest)", feed.id,
+                                len(parsed.entries) + parsed.dropped, len(parsed.entries))
                 fresh = self._fresh_entries(feed, parsed, ids)
                 if fresh:
                     try:

@@ -26,9 +26,10 @@ def _worker_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def parse_job(body: bytes, headers: dict[str, str], url: str, now: datetime) -> tuple[ParseResult, Identities]:
+def parse_job(body: bytes, headers: dict[str, str], url: str, now: datetime,
+              max_items: int = parse.MAX_ITEMS) -> tuple[ParseResult, Identities]:
     """Parse a feed body and compute each entry's identities (for deduplication)."""
-    parsed = parse.parse_feed(body, headers, url, now)
+    parsed = parse.parse_feed(body, headers, url, now, max_items)
     ids = [(parse.item_key(e), parse.canonical_url(e.link), parse.content_hash(e.title, e.summary))
            for e in parsed.entries]
     return parsed, ids

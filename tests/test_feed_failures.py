@@ -24,7 +24,8 @@ from tests.test_parse import BAD_CHAR, count_items, hostile_feed
 HEALTHY = [("/ok/en.xml", "healthy_en.xml", "en"), ("/ok/ru.xml", "healthy_ru.xml", "ru"),
            ("/ok/kk.xml", "atom_kk.xml", "kk")]
 POLL = {"interval_seconds": 300, "connect_timeout": 1.0, "read_timeout": 1.0, "total_timeout": 2.0,
-        "max_body_bytes": 64 * 1024, "max_decompressed_bytes": 256 * 1024, "max_redirects": 3}
+        "max_body_bytes": 64 * 1024, "max_decompressed_bytes": 256 * 1024, "max_redirects": 3,
+        "max_items_per_feed": 20}
 
 
 class World:
@@ -112,6 +113,9 @@ ERROR_CASES = [
     ("random bytes", one(Route(body=random.Random(5).randbytes(5000), content_type="application/octet-stream")),
      "parse: not a feed"),
     ("xxe", one(Route(body=read_sample("xxe.xml"))), "parse: refused"),
+    ("a flood of items", one(Route(body=b"<rss version='2.0'><channel>"
+                                   + b"".join(b"<item><title>n%d</title></item>" % i for i in range(401))
+                                   + b"</channel></rss>")), "parse: refused, more than 400 items in one body"),
     ("billion laughs", one(Route(body=read_sample("billion_laughs.xml"))), "parse: refused"),
 ]
 
@@ -363,3 +367,23 @@ async def test_feed_state_refused_after_items_stored_still_reports_them(world, f
     report = await w.cycle(force=True)
     fr = next(f for f in report.feeds if f.feed_id == w.bad.id)
     assert fr.error is None and fr.new == 0 and report.new_items == []
+
+
+async def test_a_feed_over_the_item_cap_keeps_its_newest_items(world, feed_server):
+    from email.utils import format_datetime
+
+    rng = random.Random(3)
+    base = utcnow().replace(microsecond=0) - timedelta(days=2)
+    ages = list(range(60))
+    rng.shuffle(ages)  # dates in no particular order in the body
+    items = "".join(f"<item><guid>cap-{a}</guid><title>Item {a} hours old</title>"
+                    f"<pubDate>{format_datetime(base + timedelta(hours=60 - a))}</pubDate></item>" for a in ages)
+    body = f"<rss version='2.0'><channel><title>Long</title>{items}</channel></rss>".encode()
+    w = world(feed_server.route("/long.xml", body=body, etag='"long"'))
+    report = await w.cycle()
+    w.assert_healthy_stored(report)
+    fr = next(f for f in report.feeds if f.feed_id == w.bad.id)
+    assert fr.error is None and fr.seen == fr.new == 20  # max_items_per_feed
+    assert sorted(t for t, *_ in w.items(w.bad.id)) == sorted(f"Item {a} hours old" for a in range(20))
+    report = await w.cycle(force=True)  # unchanged: nothing more
+    assert next(f for f in report.feeds if f.feed_id == w.bad.id).new == 0
