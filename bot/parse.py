@@ -72,16 +72,27 @@ _BAD_CHARS = re.compile(
     "\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]"
 )
 _WS = re.compile(r"\s+")
-_ATTRS = r"""(?:[^>"']|"[^"]*"|'[^']*')*"""  # a tag's attributes, quoted ">" included
-_DROP_BLOCKS = re.compile(r"<(script|style|applet)\b" + _ATTRS + r">.*?(</\1\s*>|\Z)", re.I | re.S)
+# HTML markup (html_to_text): a tag, a quoted attribute value or a comment left open runs to
+# the end of the text, as in a browser. Every pattern then matches wherever it starts, so a
+# substitution is one pass: patterns that can fail after scanning ahead ("<a <a <a ..."
+# with no ">") are retried at every "<", and cost time quadratic in the length (a 40 kB
+# description took 8 s; now a few ms).
+_ATTRS = r"""(?:[^>"']|"[^"]*(?:"|\Z)|'[^']*(?:'|\Z))*"""  # a tag's attributes, quoted ">" included
+_TAG_END = r"(?:>|\Z)"
+_DROP_BLOCKS = re.compile(r"<(script|style|applet)\b" + _ATTRS + _TAG_END + r".*?(</\1\s*>|\Z)", re.I | re.S)
 _DROP_START = re.compile(r"<(script|style|applet)\b", re.I)
 _COMMENT = re.compile(r"<!--.*?(-->|\Z)", re.S)
 _BLOCK_TAG = re.compile(
     r"</?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|h[1-6]|tr|td|th|table|thead|tbody|blockquote|section|"
-    r"article|header|footer|aside|nav|figure|figcaption|pre|img|address)\b" + _ATTRS + ">",
+    r"article|header|footer|aside|nav|figure|figcaption|pre|img|address)\b" + _ATTRS + _TAG_END,
     re.I,
 )
-_TAG = re.compile(r"</?[A-Za-z]" + _ATTRS + r">|<![^>]*>|<\?[^>]*>")
+_TAG = re.compile(r"</?[A-Za-z]" + _ATTRS + _TAG_END + r"|<![^>]*" + _TAG_END + r"|<\?[^>]*" + _TAG_END)
+# Plain-text titles (_untag, at most TITLE_MAX characters): only a closed tag is markup; a
+# "<" without its ">" is the title's own text.
+_CLOSED_ATTRS = r"""(?:[^>"']|"[^"]*"|'[^']*')*"""
+_CLOSED_TAG = re.compile(r"</?[A-Za-z]" + _CLOSED_ATTRS + r">|<![^>]*>|<\?[^>]*>")
+_CLOSED_DROP_BLOCKS = re.compile(r"<(script|style|applet)\b" + _CLOSED_ATTRS + r">.*?(</\1\s*>|\Z)", re.I | re.S)
 _LOOKS_HTML = re.compile(r"</\w+>|&#?\w+;")
 
 
@@ -122,8 +133,8 @@ def html_to_text(markup: str | None, limit: int | None = None) -> str:
 def _untag(title: str) -> str:
     """A title never carries markup: tags that survive as literal text (a plain-text
     title reading ``<script>...</script>``) are removed with script/style bodies."""
-    if "<" in title and _TAG.search(title):
-        title = _WS.sub(" ", _TAG.sub("", _DROP_BLOCKS.sub("", title))).strip()
+    if "<" in title and _CLOSED_TAG.search(title):
+        title = _WS.sub(" ", _CLOSED_TAG.sub("", _CLOSED_DROP_BLOCKS.sub("", title))).strip()
     return title
 
 
@@ -393,7 +404,7 @@ def _feedparser_parse(body: bytes, headers: dict[str, str], url: str, now: datet
         # A file object, never bytes or str: feedparser treats a bytes/str
         # argument that names a path or URL as something to open or fetch.
         parsed = feedparser.parse(io.BytesIO(body), response_headers=response_headers,
-                                  resolve_relative_uris=True, sanitize_html=True)
+                                  resolve_relative_uris=False, sanitize_html=False)
     except Exception as exc:  # feedparser bugs on hostile input must not escape
         return ParseResult(entries=[], error=f"parse: feedparser failed: {type(exc).__name__}: {exc}")
     bozo = None

@@ -362,3 +362,51 @@ def test_absolute_http_url_shortcut_matches_urljoin(link, base):
             return None
 
     assert parse.absolute_http_url(link, base) == without_shortcut(link, base)
+
+
+# -- hostile markup costs time in proportion to its length -------------------------------------
+
+HOSTILE_MARKUP = {  # description markup -> the summary it leaves
+    "unclosed tags": ("<a " * 40_000, ""),
+    "unclosed quotes": ('<a href="' * 40_000, ""),
+    "unclosed comments": ("<!-- x" * 40_000, ""),
+    "unclosed declarations": ("<!x <?y " * 40_000, ""),
+    "unclosed scripts": ("<script>x" * 40_000, ""),
+    "text, then an open tag": ("Troops left Almaty <b>on Monday</b>. " * 3 + "<a href='x", "Troops left Almaty on Monday. " * 2
+                               + "Troops left Almaty on Monday."),
+}
+
+
+def _hostile_body(markup: str, *, well_formed: bool) -> bytes:
+    from xml.sax.saxutils import escape
+    junk = "" if well_formed else "<broken"  # not well-formed: feedparser's path, not the fast pass
+    return (f"<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>"
+            f"<item><title>Hostile</title><description>{escape(markup)}</description></item>{junk}"
+            "</channel></rss>").encode()
+
+
+def _summaries_in_a_child(cases: dict, queue) -> None:
+    out = {}
+    for name, (markup, _) in cases.items():
+        for well_formed in (True, False):
+            entries = parse_feed(_hostile_body(markup, well_formed=well_formed), XML, BASE, NOW).entries
+            out[name, well_formed] = [e.summary for e in entries]
+    queue.put(out)
+
+
+def test_hostile_markup_is_parsed_in_linear_time():
+    # Each body is 160-360 kB of markup that never closes. Patterns that scan ahead and fail
+    # are retried at every "<": quadratic, hours for these bodies (a 40 kB one took 8 s).
+    # Parsed in a child process so that a regression fails here instead of hanging the run.
+    import multiprocessing
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_summaries_in_a_child, args=(HOSTILE_MARKUP, queue), daemon=True)
+    child.start()
+    try:
+        out = queue.get(timeout=120)
+    finally:
+        child.kill()
+    for name, (_, expected) in HOSTILE_MARKUP.items():
+        for well_formed in (True, False):
+            assert out[name, well_formed] == [expected], (name, well_formed)
