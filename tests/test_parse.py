@@ -410,3 +410,11 @@ def test_hostile_markup_is_parsed_in_linear_time():
     for name, (_, expected) in HOSTILE_MARKUP.items():
         for well_formed in (True, False):
             assert out[name, well_formed] == [expected], (name, well_formed)
+
+
+def test_a_body_of_too_many_elements_is_refused_unparsed():
+    many = b"<rss version='2.0'><channel><item><title>t</title>%s</item></channel></rss>"
+    ok = parse_feed(many % (b"<category>c</category>" * 1000), XML, BASE, NOW)
+    assert ok.error is None and [e.title for e in ok.entries] == ["t"]
+    refused = parse_feed(many % (b"<category>c</category>" * parse.MAX_TAGS), XML, BASE, NOW)
+    assert refused.entries == [] and refused.error == f"parse: refused, more than {parse.MAX_TAGS} tags in one body"
