@@ -367,10 +367,11 @@ def parse_feed(body: bytes, headers: dict[str, str], url: str, now: datetime,
     if hostile:
         return ParseResult(entries=[], error="parse: " + hostile)
     limit = max_items * ITEM_TAG_FACTOR
-    tags = sum(1 for _ in itertools.islice(_ITEM_TAG.finditer(body), limit + 1))
+    probe = body.replace(b"\x00", b"") if b"\x00" in body[:4] else body  # UTF-16/32: count the ASCII
+    tags = sum(1 for _ in itertools.islice(_ITEM_TAG.finditer(probe), limit + 1))
     if tags > limit:
         return ParseResult(entries=[], error=f"parse: refused, more than {limit} items in one body")
-    if sum(1 for _ in itertools.islice(_START_TAG.finditer(body), MAX_TAGS + 1)) > MAX_TAGS:
+    if sum(1 for _ in itertools.islice(_START_TAG.finditer(probe), MAX_TAGS + 1)) > MAX_TAGS:
         return ParseResult(entries=[], error=f"parse: refused, more than {MAX_TAGS} tags in one body")
     headers = effective_headers(headers, body)
     result = _fast_parse(body, headers, url, now)

@@ -24,6 +24,7 @@ import logging
 import multiprocessing
 import pickle
 import random
+import sqlite3
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -37,6 +38,12 @@ from .store import Store, sha1
 from .work import Analysis, Identities, _worker_start, analyse, analyse_job, parse_job
 
 log = logging.getLogger(__name__)
+
+
+def _failure(exc: Exception) -> str:
+    """A feed's error for an exception of our own stages: the store's, or a bug's."""
+    stage = "store" if isinstance(exc, sqlite3.Error) else "internal"
+    return f"{stage}: {type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -206,7 +213,7 @@ class Pipeline:
                 await self._process(feed, result, threads, report, fr)
             except Exception as exc:  # one feed's failure (the store refusing its state, say) ends only that feed
                 log.exception("feed processing failed feed=%s", feed.id)
-                fr.error = f"store: {type(exc).__name__}: {exc}"
+                fr.error = _failure(exc)
             return fr
 
     # -- where the CPU-bound work runs ------------------------------------------------
@@ -296,7 +303,7 @@ class Pipeline:
                             log.exception("storing failed feed=%s", feed.id)
                             if self.stories is not None:
                                 self.stories.forget()  # it may remember items that were rolled back
-                            fr.error = result.error = f"store: {type(exc).__name__}: {exc}"
+                            fr.error = result.error = _failure(exc)
                         # committed: from here on the cycle reports them (and the service alerts them),
                         # whatever happens to the rest of this feed
                         fr.new = len(new_items)

@@ -418,3 +418,5 @@ def test_a_body_of_too_many_elements_is_refused_unparsed():
     assert ok.error is None and [e.title for e in ok.entries] == ["t"]
     refused = parse_feed(many % (b"<category>c</category>" * parse.MAX_TAGS), XML, BASE, NOW)
     assert refused.entries == [] and refused.error == f"parse: refused, more than {parse.MAX_TAGS} tags in one body"
+    utf16 = ("\ufeff" + (many % (b"<category>c</category>" * parse.MAX_TAGS)).decode()).encode("utf-16-le")
+    assert parse_feed(utf16, XML, BASE, NOW).error == refused.error  # not hidden by another encoding
