@@ -230,7 +230,11 @@ class Pipeline:
         log.info("pipeline workers started processes=%d", self.workers)
 
     async def _offload(self, fn, *args, threads: Executor | None = None):
-        """Run ``fn(*args)`` in the worker pool (or a thread, or here); a dead worker costs one retry here."""
+        """Run ``fn(*args)`` in the worker pool (or a thread, or here).
+
+        A dead worker (the OOM killer, a crash in native code) costs the jobs it had one more
+        try in a new pool. A job that kills that one too raises BrokenProcessPool, and its feed
+        records the error: it never runs in this process, which it could take down with it."""
         loop = asyncio.get_running_loop()
         if self._pool is None and self._pool_wanted:
             self._start_pool()
@@ -239,12 +243,14 @@ class Pipeline:
             try:
                 return await loop.run_in_executor(pool, fn, *args)
             except BrokenProcessPool:
-                log.error("pipeline worker died; rebuilding the pool and running the job here")
+                log.error("pipeline worker died; rebuilding the pool and trying the job once more there")
                 if self._pool is pool:
                     self._pool = None
                     pool.shutdown(wait=False, cancel_futures=True)
                     self._start_pool()
-                return fn(*args)
+                if self._pool is None:  # no processes to be had: here, then
+                    return fn(*args)
+                return await loop.run_in_executor(self._pool, fn, *args)
         executor = self.executor or threads
         if executor is not None:
             return await loop.run_in_executor(executor, fn, *args)

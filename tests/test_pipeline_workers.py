@@ -132,3 +132,41 @@ def test_a_killed_worker_loses_nothing(served, tmp_path):
             assert [n.item.title for n in third.new_items] == [
                 "Mobile internet cut in Zhanaozen as protesters gather on the main square"]
         assert store.count("items") == len(first.new_items) + 2
+
+
+def test_jobs_that_keep_killing_their_workers_fail_their_feeds_not_the_main_process(served, tmp_path):
+    import threading
+
+    server, feeds = served
+    cfg = make_config(tmp_path, poll={**POLL, "workers": 1}, feeds=feeds, topics=TOPICS)
+    main_pid = os.getpid()
+    with Store(cfg.storage.path) as store:
+        store.sync_feeds(cfg.feeds)
+        with Pipeline.from_config(store, cfg) as pipeline:
+            stop = threading.Event()
+
+            def killer() -> None:  # every worker dies as soon as it exists, as if each job ran it out of memory
+                while not stop.is_set():
+                    pool = pipeline._pool
+                    for pid in list(getattr(pool, "_processes", None) or ()):
+                        if pid != main_pid:
+                            try:
+                                os.kill(pid, signal.SIGKILL)
+                            except ProcessLookupError:
+                                pass
+                    time.sleep(0.005)
+
+            thread = threading.Thread(target=killer, daemon=True)
+            thread.start()
+            try:
+                _, report = _run(cfg, store, pipeline)
+            finally:
+                stop.set()
+                thread.join()
+            # the cycle completed; the jobs were not run here instead: their feeds failed and stored nothing
+            assert len(report.feeds) == len(feeds)
+            died = [f for f in report.feeds if f.error and "BrokenProcessPool" in f.error]
+            assert died and report.new_items == [] and store.count("items") == 0
+            # with the workers left alone, the next cycle stores everything
+            _, again = _run(cfg, store, pipeline)
+            assert again.new_items and not any(f.error and "BrokenProcessPool" in f.error for f in again.feeds)
