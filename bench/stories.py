@@ -352,8 +352,8 @@ def main(argv=None) -> None:
     calib_before = _calibrate()
     runs = [speed(n, args.timed) for n in sorted({max(1000, args.stored // 10), args.stored})]
     calib_after = _calibrate()
-    print(f"speed: synthetic items stored over 30 days; fresh items assigned in batches of 50 (one transaction "
-          f"each, as the pipeline does); baseline = score every item of the window, same store, same run")
+    print("speed: synthetic items stored over 30 days; fresh items assigned in batches of 50 (one transaction "
+          "each, as the pipeline does); baseline = score every item of the window, same store, same run")
     print(f"{'stored':>9}{'in 72 h':>9}{'fill s':>8}  {'assign wall':>12}{'assign CPU':>11}  "
           f"{'baseline wall':>14}{'baseline CPU':>13}  {'ratio':>6}  {'fp given wall':>14}{'CPU':>7}   (ms per item)")
     for s in runs:
