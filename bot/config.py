@@ -68,7 +68,7 @@ class PollConfig:
     read_timeout: float = 20.0
     total_timeout: float = 60.0
     max_body_bytes: int = 10 * 1024 * 1024  # as sent on the wire
-    max_decompressed_bytes: int = 16 * 1024 * 1024  # after gzip/deflate/br (the parse of a 16 MB body peaks near 400 MB)
+    max_decompressed_bytes: int = 16 * 1024 * 1024  # after gzip/deflate (the parse of a 16 MB body peaks near 400 MB)
     max_redirects: int = 5
     max_items_per_feed: int = 500  # entries kept from one body, the newest
     backoff_max_seconds: int = 6 * 3600
