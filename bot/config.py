@@ -335,26 +335,39 @@ def _poll(raw: dict) -> PollConfig:
     return poll
 
 
-def _topics(topics_raw: Any, errors: list[ConfigError]) -> tuple[Topic, ...]:
-    if not isinstance(topics_raw, list):
-        errors.append(ConfigError("topics", "must be an array of tables ([[topics]])"))
+def _tables(raw: Any, name: str, build: Callable[[dict, str], Any],
+            same: Callable[[Any, str, str], ConfigError], ident: Callable[[Any], Any],
+            errors: list[ConfigError]) -> tuple:
+    """An array of tables (``[[feeds]]``, ``[[topics]]``), each entry built by ``build(entry,
+    where)``. An entry with the ``ident`` of an earlier one is the error ``same(value, where
+    the earlier one is, where)``. Each bad entry adds its (first) problem to ``errors`` and is
+    left out."""
+    if not isinstance(raw, list):
+        errors.append(ConfigError(name, f"must be an array of tables ([[{name}]])"))
         return ()
-    topics = []
-    seen: dict[str, int] = {}
-    for i, t in enumerate(topics_raw):
-        where = f"topics[{i}]"
+    out = []
+    seen: dict[Any, str] = {}
+    for i, entry in enumerate(raw):
+        where = f"{name}[{i}]"
         try:
-            if not isinstance(t, dict):
+            if not isinstance(entry, dict):
                 raise ConfigError(where, "must be a table")
-            topic = parse_topic(_with_shipped_rules(t), where)
-            if topic.id in seen:
-                raise ConfigError(f"{where}.id", f"duplicate topic id {topic.id!r} (also topics[{seen[topic.id]}])")
+            value = build(entry, where)
+            if ident(value) in seen:
+                raise same(value, seen[ident(value)], where)
         except ConfigError as exc:
             errors.append(exc)
             continue
-        seen[topic.id] = i
-        topics.append(topic)
-    return tuple(topics)
+        seen[ident(value)] = where
+        out.append(value)
+    return tuple(out)
+
+
+def _topics(topics_raw: Any, errors: list[ConfigError]) -> tuple[Topic, ...]:
+    return _tables(
+        topics_raw, "topics", lambda t, where: parse_topic(_with_shipped_rules(t), where),
+        lambda topic, first, where: ConfigError(f"{where}.id", f"duplicate topic id {topic.id!r} (also {first})"),
+        lambda topic: topic.id, errors)
 
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
@@ -392,29 +405,14 @@ _SHIPPED: dict[str, dict] | None = None
 
 
 def _feeds(feeds_raw: Any, errors: list[ConfigError]) -> tuple[FeedConfig, ...]:
-    """The [[feeds]] entries; each bad entry adds its (first) problem to ``errors``."""
-    if not isinstance(feeds_raw, list):
-        errors.append(ConfigError("feeds", "must be an array of tables ([[feeds]])"))
-        return ()
-    feeds = []
-    urls: dict[str, int] = {}
-    for i, f in enumerate(feeds_raw):
-        try:
-            feed = _feed(f, i)
-            if feed.url in urls:
-                raise ConfigError(f"feeds[{i}].url", f"duplicate feed URL (also feeds[{urls[feed.url]}])")
-        except ConfigError as exc:
-            errors.append(exc)
-            continue
-        urls[feed.url] = i
-        feeds.append(feed)
-    return tuple(feeds)
+    return _tables(
+        feeds_raw, "feeds", _feed,
+        lambda feed, first, where: ConfigError(f"{where}.url", f"duplicate feed URL (also {first})"),
+        lambda feed: feed.url, errors)
 
 
-def _feed(f: Any, i: int) -> FeedConfig:
-    where = f"feeds[{i}]."
-    if not isinstance(f, dict):
-        raise ConfigError(f"feeds[{i}]", "must be a table")
+def _feed(f: dict, where: str) -> FeedConfig:
+    where += "."
     _check_keys(f, {"url", "lang", "name", "interval_seconds"}, where)
     for required in ("url", "lang"):
         if required not in f:
