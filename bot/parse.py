@@ -75,8 +75,8 @@ _WS = re.compile(r"\s+")
 # HTML markup (html_to_text): a tag, a quoted attribute value or a comment left open runs to
 # the end of the text, as in a browser. Every pattern then matches wherever it starts, so a
 # substitution is one pass: patterns that can fail after scanning ahead ("<a <a <a ..."
-# with no ">") are retried at every "<", and cost time quadratic in the length (a 40 kB
-# description took 8 s; now a few ms).
+# with no ">") are retried at every "<", and cost time quadratic in the length (30 kB of
+# unclosed tags took 8 s; a 1.1 MB feed body of them now takes 0.2 s).
 _ATTRS = r"""(?:[^>"']|"[^"]*(?:"|\Z)|'[^']*(?:'|\Z))*"""  # a tag's attributes, quoted ">" included
 _TAG_END = r"(?:>|\Z)"
 _DROP_BLOCKS = re.compile(r"<(script|style|applet)\b" + _ATTRS + _TAG_END + r".*?(</\1\s*>|\Z)", re.I | re.S)

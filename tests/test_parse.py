@@ -395,8 +395,9 @@ def _summaries_in_a_child(cases: dict, queue) -> None:
 
 
 def test_hostile_markup_is_parsed_in_linear_time():
-    # Each body is 160-360 kB of markup that never closes. Patterns that scan ahead and fail
-    # are retried at every "<": quadratic, hours for these bodies (a 40 kB one took 8 s).
+    # Each body is 120-360 kB of markup that never closes. Patterns that scan ahead and fail
+    # are retried at every "<": quadratic, minutes for these bodies (30 kB of unclosed tags
+    # took 8 s; the patterns before this test did not get through it in 120 s).
     # Parsed in a child process so that a regression fails here instead of hanging the run.
     import multiprocessing
     ctx = multiprocessing.get_context("spawn")
