@@ -135,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return VERBS[args.verb](args)
     except ConfigError as exc:
         for error in exc.errors:  # every problem the file has, a line each
-            print(f"config error: {error.key}: {error.problem}" if error.key else f"config error: {error.problem}",
-                  file=sys.stderr)
+            print(f"config error: {error.line}", file=sys.stderr)
         return EXIT_CONFIG
     except NewsBotError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -353,12 +353,13 @@ def _tables(raw: Any, name: str, build: Callable[[dict, str], Any],
             if not isinstance(entry, dict):
                 raise ConfigError(where, "must be a table")
             value = build(entry, where)
-            if ident(value) in seen:
-                raise same(value, seen[ident(value)], where)
+            key = ident(value)
+            if key in seen:
+                raise same(value, seen[key], where)
         except ConfigError as exc:
             errors.append(exc)
             continue
-        seen[ident(value)] = where
+        seen[key] = where
         out.append(value)
     return tuple(out)
 

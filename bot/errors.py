@@ -16,6 +16,6 @@ class ConfigError(NewsBotError, ValueError):
     def __init__(self, key: str, problem: str, also: tuple[ConfigError, ...] = ()):
         self.key = key
         self.problem = problem
+        self.line = f"{key}: {problem}" if key else problem  # this problem alone
         self.errors: tuple[ConfigError, ...] = (self, *also)
-        lines = [f"{key}: {problem}" if key else problem, *(str(e) for e in also)]
-        super().__init__("\n".join(lines))
+        super().__init__("\n".join(e.line for e in self.errors))
