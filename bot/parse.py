@@ -417,8 +417,10 @@ def _feedparser_parse(body: bytes, headers: dict[str, str], url: str, now: datet
     except Exception as exc:  # feedparser bugs on hostile input must not escape
         return ParseResult(entries=[], error=f"parse: feedparser failed: {type(exc).__name__}: {exc}")
     bozo = None
+    benign = False  # a complaint about the headers (a text/plain type, a charset), not about the XML
     if parsed.get("bozo"):
         exc = parsed.get("bozo_exception")
+        benign = isinstance(exc, feedparser.ThingsNobodyCaresAboutButMe)
         bozo = f"{type(exc).__name__}: {exc}" if exc is not None else "malformed"
     if not parsed.get("version") and not parsed.entries:
         first = body.lstrip()[:512].lower()
@@ -443,7 +445,7 @@ def _feedparser_parse(body: bytes, headers: dict[str, str], url: str, now: datet
         author = clean_text(e.get("author"), 200) or None
         raw.append(Entry(guid=guid, link=link, title=title, summary=summary,
                          published=_usable_date(published, now), author=author))
-    if not raw and bozo:
+    if not raw and bozo and not benign:
         return ParseResult(entries=[], feed_title=feed_title, error=f"parse: malformed feed ({bozo})")
     return _finish(raw, feed_title, bozo)
 
@@ -632,12 +634,14 @@ def _fast_atom(root, url: str, now: datetime) -> ParseResult:
                 raise _GiveUp
             fields[tag] = child
         title = _untag(_atom_text(fields[ATOM + "title"], TITLE_MAX)) if ATOM + "title" in fields else ""
-        if ATOM + "summary" in fields:
-            summary = _atom_text(fields[ATOM + "summary"], SUMMARY_MAX)
-        elif ATOM + "content" in fields:
-            summary = _atom_text(fields[ATOM + "content"], SUMMARY_MAX)
-        else:
-            summary = ""
+        summary_el, content_el = fields.get(ATOM + "summary"), fields.get(ATOM + "content")
+        if content_el is not None and (summary_el is None or not (summary_el.text or "").strip()):
+            # feedparser copies a content to the summary, and how depends on the order of the two
+            # and the content's type: only the plain case (html content, no summary) is taken here
+            if summary_el is not None or content_el.get("type") != "html":
+                raise _GiveUp
+            summary_el = content_el
+        summary = _atom_text(summary_el, SUMMARY_MAX) if summary_el is not None else ""
         link = None
         for el in links:
             if len(el) or set(el.attrib) - {"rel", "href", "type", "title", "hreflang", "length"}:
@@ -655,6 +659,8 @@ def _fast_atom(root, url: str, now: datetime) -> ParseResult:
             if text and not _ATOM_ID.match(text):
                 raise _GiveUp
             guid = clean_text(text, 2000) or None
+            if link is None and text:
+                link = text  # as feedparser does: with no alternate link, the id is the link
         published = None
         if ATOM + "published" in fields:
             published = _iso(_only_text(fields[ATOM + "published"]))

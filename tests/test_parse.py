@@ -342,6 +342,123 @@ def test_fast_pass_resolves_relative_links_like_feedparser(base):
     assert parse._fast_parse(read_sample("healthy_ru.xml"), moved, base, NOW) is None
 
 
+# Pieces for random feeds: each one either something the fast pass reads itself or something it
+# must hand to feedparser (entities, markup, CDATA, odd links and dates, mojibake, controls).
+_TEXTS = ["A quiet day in the capital", "Министр заявил о росте цен", "Үкімет жаңа жоспарды бекітті", "",
+          "Tom &amp; Jerry", "a &lt;b&gt; c", "<![CDATA[<p>Rally in <a href=\"https://x.example/\">Almaty</a></p>]]>",
+          "<![CDATA[AT&T]]>", "x &#8212; y", "  spaced\n\n out  ", "Ã©tÃ© mojibake", "&amp;lt;p&amp;gt;", "5 &gt; 3",
+          "<![CDATA[1 < 2 and 3 > 2]]>", "\u202eevil\u202c", "&#160;nbsp", "<![CDATA[<script>x()</script>ok]]>",
+          "<![CDATA[<!-- note --> text]]>", "quote \" and '", "emoji \U0001f389", "soft\u00adhyphen", "<![CDATA[]]>"]
+_LINKS = ["https://n.example/a/1", "https://n.example/a/1?utm_source=x&amp;id=2", "/rel/path", "rel/path",
+          "http://n.example:8080/x#frag", "https://N.Example/UP", "  https://n.example/sp  ", "", "javascript:alert(1)",
+          "https://n.example/\u00fc", "//n.example/proto", "https://n.example/a b", "mailto:a@b.example"]
+_RFC822_DATES = ["Mon, 01 Jun 2026 10:00:00 GMT", "Mon, 1 Jun 2026 10:00:00 +0600", "garbage", "",
+                 "Sun, 31 Feb 2026 10:00:00 GMT", "Mon, 01 Jun 2099 10:00:00 GMT", "01 Jun 2026 10:00:00 GMT",
+                 "Mon, 01 Jun 2026 10:00:00 EST", "Пн, 01 июн 2026 10:00:00 +0300"]
+_ISO_DATES = ["2026-06-01T10:00:00Z", "2026-06-01T10:00:00+06:00", "2026-06-01T10:00:00.123Z", "2026-06-01",
+              "2026-06-01 10:00:00", "bad", "", "2099-01-01T00:00:00Z"]
+
+_PERMALINK = ["", ' isPermaLink="false"', ' isPermaLink="true"']
+_REL = ["", ' rel="alternate"', ' rel="self"', ' rel="enclosure"']
+_LINK_TYPE = ["", ' type="text/html"', ' type="application/pdf"']
+
+
+def random_feed(rng) -> bytes:
+    """A random RSS 2.0 or Atom body, fields in random order, some of them unusual."""
+    pick = rng.choice
+    parts = []
+    if rng.random() < 0.55:
+        for _ in range(rng.randint(0, 5)):
+            fields = [f"<title>{pick(_TEXTS)}</title>" * (rng.random() < 0.9),
+                      f"<link>{pick(_LINKS)}</link>" * (rng.random() < 0.8),
+                      f"<description>{pick(_TEXTS)} {pick(_TEXTS)}</description>" * (rng.random() < 0.8),
+                      f"<guid{pick(_PERMALINK)}>{pick(_LINKS + ['id-1', 'id-2'])}</guid>" * (rng.random() < 0.7),
+                      f"<pubDate>{pick(_RFC822_DATES)}</pubDate>" * (rng.random() < 0.7),
+                      f"<dc:creator>{pick(_TEXTS)}</dc:creator>" * (rng.random() < 0.2),
+                      f"<category>{pick(_TEXTS)}</category>" * (rng.random() < 0.2),
+                      f"<content:encoded>{pick(_TEXTS)}</content:encoded>" * (rng.random() < 0.1)]
+            rng.shuffle(fields)
+            parts.append("<item>" + "".join(fields) + "</item>")
+        body = ('<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+                'xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
+                f"{f'<title>{pick(_TEXTS)}</title>' * (rng.random() < 0.9)}"
+                f"<link>https://n.example/</link>{''.join(parts)}</channel></rss>")
+    else:
+        def kind() -> str:
+            return pick(["", ' type="text"', ' type="html"'])
+        for _ in range(rng.randint(0, 5)):
+            fields = [f"<title{kind()}>{pick(_TEXTS)}</title>" * (rng.random() < 0.9),
+                      f"<id>{pick(_LINKS + ['tag:n.example,2026:1', 'urn:uuid:1'])}</id>" * (rng.random() < 0.8),
+                      f"<published>{pick(_ISO_DATES)}</published>" * (rng.random() < 0.6),
+                      f"<updated>{pick(_ISO_DATES)}</updated>" * (rng.random() < 0.6),
+                      f"<summary{kind()}>{pick(_TEXTS)}</summary>" * (rng.random() < 0.6),
+                      f"<content{kind()}>{pick(_TEXTS)}</content>" * (rng.random() < 0.3)]
+            fields += [f'<link{pick(_REL)}{pick(_LINK_TYPE)} href="{pick(_LINKS)}"/>' for _ in range(pick([0, 1, 1, 2]))]
+            rng.shuffle(fields)
+            parts.append("<entry>" + "".join(fields) + "</entry>")
+        body = ('<feed xmlns="http://www.w3.org/2005/Atom">'
+                f"{f'<title>{pick(_TEXTS)}</title>' * (rng.random() < 0.9)}<id>urn:f</id>{''.join(parts)}</feed>")
+    prolog = pick(['<?xml version="1.0" encoding="utf-8"?>', '<?xml version="1.0" encoding="UTF-8"?>', ""])
+    return pick([b"", b"\xef\xbb\xbf"]) + (prolog + body).encode("utf-8")
+
+
+def test_fast_pass_agrees_with_feedparser_on_random_feeds():
+    """Whatever the fast pass takes, it reads as feedparser's path does (entries, texts, links,
+    dates, feed title, error), over a few thousand random bodies, headers and addresses."""
+    import random
+
+    rng = random.Random(20261127)
+    taken = 0
+    for _ in range(3000):
+        body = random_feed(rng)
+        url = rng.choice([BASE, "https://n.example/dir/feed.xml", "http://127.0.0.1:8080/f?x=1", "https://n.example"])
+        headers = {"content-type": rng.choice(["application/rss+xml; charset=utf-8", "text/xml", "application/xml",
+                                               "application/atom+xml", "text/plain", "application/octet-stream"])}
+        if rng.random() < 0.1:
+            headers["content-location"] = "https://other.example/x/feed.xml"
+        fast, full = fast_and_full(body, headers, url)
+        if fast is not None:
+            taken += 1
+            assert comparable(fast) == comparable(full), (body, headers, url)
+    assert taken >= 300  # the comparison ran on a fair share of the bodies
+
+
+def test_atom_entry_without_an_alternate_link_links_to_its_id():
+    body = (b'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title>'
+            b'<entry><id>https://n.example/a/1</id><link rel="self" href="https://n.example/self/1"/>'
+            b'<title>Only an id and a self link</title><updated>2026-01-08T10:00:00Z</updated></entry>'
+            b'<entry><id>urn:uuid:2</id><title>A non-web id</title></entry></feed>')
+    fast, full = fast_and_full(body, XML)
+    assert fast is not None and comparable(fast) == comparable(full)
+    assert [e.link for e in fast.entries] == ["https://n.example/a/1", None]
+
+
+@pytest.mark.parametrize("entry, summary", [
+    (b'<content type="html">&lt;p&gt;From the content&lt;/p&gt;</content>', "From the content"),
+    (b'<summary></summary><content type="html">&lt;p&gt;From the content&lt;/p&gt;</content>', "From the content"),
+    (b'<content type="html">&lt;p&gt;From the content&lt;/p&gt;</content><summary> </summary>', "From the content"),
+    (b'<content>a &lt;b&gt; c</content>', None),  # feedparser's reading, whatever it is
+])
+def test_atom_summary_falls_back_to_the_content_as_feedparser_does(entry, summary):
+    body = (b'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><id>urn:x:1</id><title>T</title>'
+            + entry + b'</entry></feed>')
+    fast, full = fast_and_full(body, XML)
+    if fast is not None:
+        assert comparable(fast) == comparable(full)
+    if summary is not None:
+        assert full.entries[0].summary == summary
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream", "text/xml"])
+def test_an_empty_feed_with_an_odd_content_type_is_not_an_error(content_type):
+    body = '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Пусто</title></channel></rss>'
+    result = parse._feedparser_parse(body.encode(), parse.effective_headers({"content-type": content_type},
+                                                                            body.encode()), BASE, NOW)
+    assert result.error is None and result.entries == [] and result.feed_title == "Пусто"
+    broken = parse_feed(b'<?xml version="1.0"?><rss version="2.0"><channel><title>x</chan', XML, BASE, NOW)
+    assert broken.error and broken.error.startswith("parse:")
+
+
 @pytest.mark.parametrize("link", [
     "https://a.example/x/y?b=1&a=2", "http://a.example", "http://a.example/", "https://a.example:8080/p/",
     "https://a.example/a/./b", "https://a.example/a/../b", "https://a.example/a/..", "https://a.example/.",
