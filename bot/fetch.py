@@ -57,6 +57,12 @@ def _secs(x: float) -> str:
     return f"{x:g}s"
 
 
+def _describe(exc: Exception) -> str:
+    """``Name: message``, or the name alone when there is no message (a bare ReadError)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Retry-After as seconds from now (delta-seconds or an HTTP-date); None if unusable."""
     if not value:
@@ -259,12 +265,12 @@ class Fetcher:
         except httpx.ConnectError as exc:
             result.error = f"fetch: cannot connect: {exc or type(exc).__name__}"
         except httpx.HTTPError as exc:
-            result.error = f"fetch: {type(exc).__name__}: {exc}"
+            result.error = f"fetch: {_describe(exc)}"
         except httpx.InvalidURL as exc:
             result.error = f"fetch: invalid URL: {exc}"
         except Exception as exc:  # never raise: a bug here must not stop the cycle
             log.exception("fetch crashed feed=%s", feed.id)
-            result.error = f"fetch: {type(exc).__name__}: {exc}"
+            result.error = f"fetch: {_describe(exc)}"
         finally:
             idle = self._release(touched)
         if idle:

@@ -117,6 +117,74 @@ async def test_connection_refused():
     assert r.error.startswith("fetch: cannot connect") and r.status is None
 
 
+def raw_server(payload: bytes) -> tuple[str, socket.socket]:
+    """A server on 127.0.0.1 that answers every connection with ``payload`` as it is, then closes:
+    HTTP that no well-behaved server library would send."""
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.settimeout(2)
+                    conn.recv(65536)
+                    conn.sendall(payload)
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{sock.getsockname()[1]}/feed.xml", sock
+
+
+@pytest.mark.parametrize("payload, error", [
+    (b"HELLO WORLD\r\n\r\n", "fetch: RemoteProtocolError: illegal status line"),
+    (b"", "fetch: RemoteProtocolError: Server disconnected"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + BODY[:100], "fetch: RemoteProtocolError: peer closed"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n",
+     "fetch: RemoteProtocolError: illegal chunk header"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n12345",
+     "fetch: RemoteProtocolError: conflicting Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n", "fetch: RemoteProtocolError"),
+    (b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip, gzip\r\nContent-Length: 4\r\n\r\nabcd",
+     "fetch: unsupported Content-Encoding 'gzip, gzip'"),
+])
+async def test_broken_http_is_an_error_result(payload, error):
+    url, sock = raw_server(payload)
+    try:
+        r = await fetch(url)
+    finally:
+        sock.close()
+    assert r.error.startswith(error) and r.body is None and not r.ok
+
+
+def test_an_error_without_a_message_reads_well():
+    import httpx
+
+    from bot.fetch import _describe
+
+    assert _describe(httpx.ReadError("")) == "ReadError"  # (seen when a server hangs up mid-redirect)
+    assert _describe(httpx.ReadError("boom")) == "ReadError: boom"
+
+
+async def test_http_1_0_without_length_and_a_1xx_first_still_work():
+    for payload in (b"HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n" + BODY,
+                    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY):
+        url, sock = raw_server(payload)
+        try:
+            r = await fetch(url)
+        finally:
+            sock.close()
+        assert r.error is None and r.body == BODY
+
+
 async def test_not_http_url():
     r = await fetch("ftp://127.0.0.1/feed.xml")
     assert r.error.startswith("fetch: not an http(s) URL")
