@@ -30,14 +30,12 @@ import importlib.metadata
 import logging
 import random
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Callable
-
-import deep_translator
-from deep_translator import exceptions as dt_errors
 
 from .config import TranslationConfig
 from .models import LANGS, utcnow
@@ -166,9 +164,24 @@ _SERVER_KINDS = {
 
 def classify(exc: BaseException) -> _Failed:
     """Turn whatever deep-translator (or requests under it) raised into a _Failed."""
-    name = type(exc).__name__
     if isinstance(exc, _Failed):
         return exc
+    name = type(exc).__name__
+    # deep-translator is imported with the first translator built; before that nothing it raises can come
+    dt_errors = sys.modules.get("deep_translator.exceptions")
+    if dt_errors is not None:
+        failed = _classify_provider_error(exc, name, dt_errors)
+        if failed is not None:
+            return failed
+    if isinstance(exc, OSError):  # requests' errors are OSErrors: connection refused, reset, DNS
+        return _Failed("transient", f"translate: network error ({name})")
+    # TranslationNotFound (a page without the expected element), malformed JSON,
+    # and anything unexpected: the provider did not give us a translation.
+    return _Failed("transient", f"translate: no translation ({name}: {str(exc)[:200]})")
+
+
+def _classify_provider_error(exc: BaseException, name: str, dt_errors) -> _Failed | None:
+    """:func:`classify` for deep-translator's own exceptions; None for any other."""
     if isinstance(exc, dt_errors.TooManyRequests):
         return _Failed("rate", "translate: too many requests (429)")
     if isinstance(exc, dt_errors.ServerException):
@@ -186,11 +199,7 @@ def classify(exc: BaseException) -> _Failed:
         kind = "rate" if "429" in message else "provider" if ("401" in message or "403" in message) \
             else "transient"
         return _Failed(kind, f"translate: microsoft error {message[:200]}")
-    if isinstance(exc, OSError):  # requests' errors are OSErrors: connection refused, reset, DNS
-        return _Failed("transient", f"translate: network error ({name})")
-    # TranslationNotFound (a page without the expected element), malformed JSON,
-    # and anything unexpected: the provider did not give us a translation.
-    return _Failed("transient", f"translate: no translation ({name}: {str(exc)[:200]})")
+    return None
 
 
 # -- circuit breaker -------------------------------------------------------
@@ -406,6 +415,10 @@ class Translator:
     # -- deep-translator objects (worker threads only) ---------------------
 
     def _construct(self, src: str, dst: str, key: str | None = None, offline: bool = False):
+        # imported here, not with the module: it brings requests and BeautifulSoup (about 0.15 s and
+        # 10 MB at start-up), which a service with provider "none" or "libre"-only tests never need
+        import deep_translator
+
         p = self.provider
         cfg = self.cfg
         api_key = key if offline else cfg.api_key
