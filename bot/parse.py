@@ -217,9 +217,11 @@ def _norm_for_hash(text: str) -> str:
     return _WS.sub(" ", text.casefold()).strip()
 
 
-def content_hash(title: str, summary: str) -> str:
-    """sha1 of the case-folded, whitespace-folded title and summary."""
-    raw = _norm_for_hash(title) + "\n" + _norm_for_hash(summary)
+def content_hash(title: str, summary: str, url: str | None = None) -> str:
+    """sha1 of the case-folded, whitespace-folded title and summary; of the (canonical) ``url``
+    when both are empty, so that items with no text at all are not all one duplicate."""
+    text = _norm_for_hash(title) + "\n" + _norm_for_hash(summary)
+    raw = "url:" + url if text == "\n" and url else text
     return hashlib.sha1(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 

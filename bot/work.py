@@ -30,8 +30,10 @@ def parse_job(body: bytes, headers: dict[str, str], url: str, now: datetime,
               max_items: int = parse.MAX_ITEMS) -> tuple[ParseResult, Identities]:
     """Parse a feed body and compute each entry's identities (for deduplication)."""
     parsed = parse.parse_feed(body, headers, url, now, max_items)
-    ids = [(parse.item_key(e), parse.canonical_url(e.link), parse.content_hash(e.title, e.summary))
-           for e in parsed.entries]
+    ids = []
+    for e in parsed.entries:
+        url = parse.canonical_url(e.link)
+        ids.append((parse.item_key(e), url, parse.content_hash(e.title, e.summary, url)))
     return parsed, ids
 
 

@@ -259,6 +259,18 @@ async def test_items_without_guid_or_link(world, feed_server):
     assert fr.new == 1 and len(w.items(w.bad.id)) == len(first) + 1
 
 
+async def test_items_with_a_link_and_no_text_are_each_stored_once(world, feed_server):
+    # title and description are both optional in RSS: an item of only a link has no content to hash
+    items = "".join(f"<item><link>https://wire.example/photo/{i}</link></item>" for i in range(3))
+    body = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Photos</title>{items}' \
+           '<item><title>With a title</title><link>https://wire.example/story/9</link></item></channel></rss>'
+    w = world(feed_server.route("/links.xml", body=body.encode()))
+    await w.cycle()
+    assert len(w.items(w.bad.id)) == 4
+    report = await w.cycle(force=True)
+    assert next(f for f in report.feeds if f.feed_id == w.bad.id).new == 0 and len(w.items(w.bad.id)) == 4
+
+
 async def test_bad_and_future_dates(world, feed_server):
     w = world(feed_server.route("/dates.xml", body=read_sample("dates.xml")))
     await w.cycle()

@@ -260,6 +260,9 @@ def test_content_hash_normalises_case_and_whitespace():
     assert content_hash("Big  News", "Text\nhere") == content_hash("big news", " text here ")
     assert content_hash("Big News", "Text") != content_hash("Big News", "Other text")
     assert content_hash("A", "B C") != content_hash("A B", "C")
+    # no text at all: the link tells items apart; any text and the link plays no part
+    assert content_hash("", " ", "https://a.example/1") != content_hash("", "", "https://a.example/2")
+    assert content_hash("T", "", "https://a.example/1") == content_hash("T", "", "https://a.example/2")
 
 
 def test_item_key_prefers_guid_then_link_then_content():
