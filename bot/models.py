@@ -8,8 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 LANGS = ("en", "ru", "kk")
+
+
+def identifies(url: str | None) -> bool:
+    """Whether an item's canonical URL tells it apart from other items. A site's front page
+    (no path, no query) does not: some feeds link every item there."""
+    if not url:
+        return False
+    parts = urlsplit(url)
+    return parts.path not in ("", "/") or bool(parts.query)
 
 
 def utcnow() -> datetime:

@@ -48,7 +48,7 @@ from xml.etree import ElementTree
 
 import feedparser
 
-from .models import Entry, ParseResult
+from .models import Entry, ParseResult, identifies
 
 TITLE_MAX = 500
 SUMMARY_MAX = 1000
@@ -226,13 +226,14 @@ def content_hash(title: str, summary: str, url: str | None = None) -> str:
 
 
 def item_key(entry: Entry) -> str:
-    """Stable per-feed identity: the GUID, else the canonical link, else a content hash."""
+    """Stable per-feed identity: the GUID, else the canonical link (unless it is the site's front
+    page), else a content hash."""
     if entry.guid:
         return "guid:" + entry.guid
     url = canonical_url(entry.link)
-    if url:
+    if identifies(url):
         return "url:" + url
-    return "hash:" + content_hash(entry.title, entry.summary)
+    return "hash:" + content_hash(entry.title, entry.summary, url)
 
 
 # -- dates ---------------------------------------------------------------------

@@ -34,7 +34,7 @@ from typing import Any, Callable
 from . import fetch as fetch_mod
 from .config import Config
 from .models import Feed, FetchResult, Item, Match, ParseResult, utcnow
-from .store import Store, sha1
+from .store import Store, sha1, url_hash
 from .work import Analysis, Identities, _worker_start, analyse, analyse_job, parse_job
 
 log = logging.getLogger(__name__)
@@ -337,11 +337,11 @@ class Pipeline:
         if not candidates:
             return []
         keys, urls, contents = self.store.known_items(
-            feed.id, [sha1(c[1]) for c in candidates], [sha1(c[2]) for c in candidates if c[2]],
+            feed.id, [sha1(c[1]) for c in candidates], [u for c in candidates if (u := url_hash(c[2]))],
             [c[3] for c in candidates])
         fresh = []
         for entry, key, url, chash in candidates:
-            k, u = sha1(key), sha1(url) if url else None
+            k, u = sha1(key), url_hash(url)
             if k in keys or (u and u in urls) or chash in contents:
                 continue  # seen before: costs nothing further
             keys.add(k)

@@ -46,13 +46,19 @@ def _import_sqlite_utils():
 sqlite_utils = _import_sqlite_utils()
 from sqlite_utils import Migrations  # noqa: E402
 
-from .models import Feed, Item, Match, Subscriber, WatchWord, from_iso, iso, utcnow
+from .models import Feed, Item, Match, Subscriber, WatchWord, from_iso, identifies, iso, utcnow
 
 migrations = Migrations("newsbot")
 
 
 def sha1(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def url_hash(url: str | None) -> str | None:
+    """The identity an item's canonical URL gives it (items.url_hash), or None when it gives none
+    (no URL, or a site's front page: see :func:`bot.models.identifies`)."""
+    return sha1(url) if identifies(url) else None
 
 
 # -- schema -----------------------------------------------------------------
@@ -545,7 +551,7 @@ class Store:
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO items(feed_id, key_hash, guid, url, url_hash, content_hash, title, summary, "
             "lang, published, fetched, story_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (item.feed_id, sha1(item.key), item.guid, item.url, sha1(item.url) if item.url else None,
+            (item.feed_id, sha1(item.key), item.guid, item.url, url_hash(item.url),
              item.content_hash, item.title, item.summary, item.lang, iso(item.published),
              iso(item.fetched), item.story_id),
         )
@@ -566,7 +572,7 @@ class Store:
             chunk = items[start:start + 400]
             params: list = []
             for item in chunk:
-                params += (item.feed_id, sha1(item.key), item.guid, item.url, sha1(item.url) if item.url else None,
+                params += (item.feed_id, sha1(item.key), item.guid, item.url, url_hash(item.url),
                            item.content_hash, item.title, item.summary, item.lang, iso(item.published),
                            iso(item.fetched), item.story_id)
             marks = ",".join(["(" + ",".join("?" * cols) + ")"] * len(chunk))

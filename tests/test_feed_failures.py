@@ -271,6 +271,22 @@ async def test_items_with_a_link_and_no_text_are_each_stored_once(world, feed_se
     assert next(f for f in report.feeds if f.feed_id == w.bad.id).new == 0 and len(w.items(w.bad.id)) == 4
 
 
+async def test_items_that_all_link_to_the_front_page_are_told_apart(world, feed_server):
+    # some feeds give every item the site's address: it is no item's identity
+    guid = '<guid isPermaLink="false">m-{}</guid>'
+    items = "".join(f"<item><title>Council meeting number {i}</title><link>https://akimat.example/</link>"
+                    f"{guid.format(i) if i % 2 else ''}</item>" for i in range(4))
+    body = f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Akimat</title>{items}' \
+           '<item><title>An article</title><link>https://akimat.example/news/5?utm_source=rss</link></item>' \
+           '<item><title>The article again</title><link>https://akimat.example/news/5</link></item></channel></rss>'
+    w = world(feed_server.route("/front.xml", body=body.encode()))
+    await w.cycle()
+    titles = sorted(t for t, *_ in w.items(w.bad.id))
+    assert titles == ["An article"] + [f"Council meeting number {i}" for i in range(4)]
+    report = await w.cycle(force=True)
+    assert next(f for f in report.feeds if f.feed_id == w.bad.id).new == 0 and len(w.items(w.bad.id)) == 5
+
+
 async def test_bad_and_future_dates(world, feed_server):
     w = world(feed_server.route("/dates.xml", body=read_sample("dates.xml")))
     await w.cycle()
