@@ -152,10 +152,16 @@ def _get(table: dict, key: str, where: str, kind: type, default: Any) -> Any:
     return value
 
 
+def _raise_all(problems: list[ConfigError]) -> None:
+    """Raise the problems found (every one of them, the first as the error), if any."""
+    if problems:
+        first, *rest = [e for p in problems for e in p.errors]
+        raise ConfigError(first.key, first.problem, tuple(rest))
+
+
 def _check_keys(table: dict, allowed: set[str], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(f"{where}{key}", "unknown key (allowed: " + ", ".join(sorted(allowed)) + ")")
+    _raise_all([ConfigError(f"{where}{key}", "unknown key (allowed: " + ", ".join(sorted(allowed)) + ")")
+                for key in table if key not in allowed])
 
 
 def _positive(value: float, key: str) -> float:
@@ -209,19 +215,31 @@ def _simple(raw: dict, name: str, cls: type, checks: dict[str, Callable[[Any, st
     """Build a flat dataclass section: known keys, right types, optional checks."""
     table = _section(raw, name)
     fields = {f.name: f for f in cls.__dataclass_fields__.values()}
-    _check_keys(table, set(fields) - {"token", "api_key"}, f"{name}.")
+    allowed = set(fields) - {"token", "api_key"}
+    problems: list[ConfigError] = []
+    try:
+        _check_keys(table, allowed, f"{name}.")
+    except ConfigError as exc:
+        problems.append(exc)
     values = {}
-    for key, value in table.items():
+    for key in table:
+        if key not in allowed:
+            continue
         default = fields[key].default
         kind = type(default)
         if kind is tuple:
             kind = list
-        value = _get(table, key, f"{name}.", kind, default)
-        if kind in (int, float) and key not in ("alert_max_age_hours", "workers"):
-            _positive(value, f"{name}.{key}")
-        if checks and key in checks:
-            value = checks[key](value, f"{name}.{key}")
+        try:
+            value = _get(table, key, f"{name}.", kind, default)
+            if kind in (int, float) and key not in ("alert_max_age_hours", "workers"):
+                _positive(value, f"{name}.{key}")
+            if checks and key in checks:
+                value = checks[key](value, f"{name}.{key}")
+        except ConfigError as exc:  # the section's other keys are still checked
+            problems.append(exc)
+            continue
         values[key] = value
+    _raise_all(problems)
     return cls(**values)
 
 
@@ -265,7 +283,7 @@ def from_dict(raw: dict, path: Path = Path(DEFAULT_PATH), env: dict[str, str] | 
         try:
             return build(*args)
         except ConfigError as exc:
-            errors.append(exc)
+            errors.extend(exc.errors)  # a section reports every bad key in it
             return None
 
     collect(_check_keys, raw, {"storage", "telegram", "translation", "poll", "digest", "stories",

@@ -104,6 +104,17 @@ def test_bot_config_environment_chooses_the_file(tmp_path):
     assert "other.toml: ok (1 feeds" in result.stdout
 
 
+def test_every_bad_key_of_a_section_and_every_unknown_name_is_reported(tmp_path):
+    broken = raw(digest={"time": "25:00", "timezone": "Mars/Olympus", "colour": "red"},
+                 telegram={"base_url": "ftp://x", "admins": ["abc"]}, pol={"interval_seconds": 5}, storag={})
+    with pytest.raises(ConfigError) as err:
+        config.from_dict(broken, path=tmp_path / "c.toml", env={})
+    keys = [e.key for e in err.value.errors]
+    assert keys == ["pol", "storag", "telegram.base_url", "telegram.admins[0]",
+                    "digest.colour", "digest.time", "digest.timezone"]
+    assert len(str(err.value).splitlines()) == len(keys)
+
+
 def test_a_shipped_topic_named_by_id_alone_gets_the_shipped_rules(tmp_path):
     cfg = config.from_dict(raw(topics=[{"id": "csto-deployment", "name": "Troops"}, {"id": "kz-unrest"}]),
                            path=tmp_path / "c.toml", env={})
