@@ -194,6 +194,9 @@ class Service:
 # -- run ------------------------------------------------------------------------
 
 
+BOOTSTRAP_RETRIES = 6  # about 30 s of tries before `run` gives up on an unreachable Bot API
+
+
 def run_service(cfg: Config) -> int:
     """Run until SIGINT/SIGTERM. Needs TELEGRAM_BOT_TOKEN."""
     if not cfg.telegram.token:
@@ -242,9 +245,27 @@ def run_service(cfg: Config) -> int:
         "translate": translate,
     }
     app = build_application(cfg, store, hooks)
+    from telegram.error import InvalidToken, NetworkError
+
+    def no_traceback(record: logging.LogRecord) -> bool:
+        # PTB logs these start-up failures with a traceback; the one line below says it all
+        if record.exc_info and isinstance(record.exc_info[1], (InvalidToken, NetworkError)):
+            record.exc_info = record.exc_text = None
+        return True
+
+    logging.getLogger("telegram.ext").addFilter(no_traceback)  # (the logger PTB's retry loop uses)
     try:
+        # a Bot API that cannot be reached at start is tried again for a while (PTB waits 1 s, then
+        # half as long again each time up to 30 s); then the service exits for its supervisor to restart it
         app.run_polling(stop_signals=(signal.SIGINT, signal.SIGTERM), drop_pending_updates=False,
-                        close_loop=True)
+                        close_loop=True, bootstrap_retries=BOOTSTRAP_RETRIES)
+    except InvalidToken:
+        raise NewsBotError("run: the Bot API rejected the token in TELEGRAM_BOT_TOKEN (401 Unauthorized); "
+                           "check it with @BotFather (and telegram.base_url, for a Bot API server of "
+                           "your own)") from None
+    except NetworkError as exc:  # TimedOut too
+        raise NewsBotError(f"run: cannot reach the Bot API at {cfg.telegram.base_url} "
+                           f"({BOOTSTRAP_RETRIES + 1} tries): {exc}") from None
     finally:
         store.close()
     return 0

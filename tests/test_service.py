@@ -120,6 +120,19 @@ def alerts_to(bot: BotAPIServer, chat: int, needle: str) -> list[dict]:
     return [m for m in bot.sent(chat) if needle in (m.get("plain") or m.get("text") or "")]
 
 
+def test_a_rejected_token_is_one_clear_line_and_never_printed(servers, tmp_path):
+    feeds, bot = servers
+    cfg = write_config(tmp_path, feeds.route("/wire.xml", Route(body=rss([QUIET]))), bot)
+    wrong = "987654:not-the-token-the-server-knows"
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": wrong, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "bot", "run", "--config", str(cfg)], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("error: run: the Bot API rejected the token in TELEGRAM_BOT_TOKEN")
+    assert "Traceback" not in result.stderr
+    assert "not-the-token" not in result.stderr + result.stdout  # the secret is not in the log
+
+
 def test_subscribe_publish_one_alert_then_clean_stop(servers, service_factory, tmp_path):
     feeds, bot = servers
     url = feeds.route("/wire.xml", Route(body=rss([QUIET])))
