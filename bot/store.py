@@ -46,6 +46,7 @@ def _import_sqlite_utils():
 sqlite_utils = _import_sqlite_utils()
 from sqlite_utils import Migrations  # noqa: E402
 
+from .errors import NewsBotError
 from .models import Feed, Item, Match, Subscriber, WatchWord, from_iso, identifies, iso, utcnow
 
 migrations = Migrations("newsbot")
@@ -349,6 +350,15 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path) if str(path) != ":memory:" else None
+        self.db = None
+        try:
+            self._open()
+        except (sqlite3.Error, OSError) as exc:  # a path that is a directory, not a database, not writable
+            if self.db is not None:
+                self.db.close()
+            raise NewsBotError(f"storage: cannot open the database {self.path or ':memory:'}: {exc}") from exc
+
+    def _open(self) -> None:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite_utils.Database(self.path)

@@ -183,3 +183,22 @@ def test_trend_writes_a_png(polled, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     unknown = cli("trend", "--config", str(cfg), "--topic", "nope", cwd=cfg.parent)
     assert unknown.returncode == 1 and "unknown topic" in unknown.stderr
+
+
+@pytest.mark.parametrize("where", ["a directory", "not a database"])
+def test_a_storage_path_that_cannot_be_a_database_is_one_clear_line(tmp_path, where):
+    target = tmp_path / "data"
+    if where == "a directory":
+        target.mkdir()
+    else:
+        target.write_text("name,score\nalice,3\n" * 200, encoding="utf-8")
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[storage]\npath = "{target}"\n[translation]\nprovider = "none"\n'
+                   '[[feeds]]\nurl = "http://127.0.0.1:9/feed.xml"\nlang = "en"\n', encoding="utf-8")
+    for verb in (["poll"], ["status"], ["digest", "--dry-run"]):
+        result = cli(*verb, "--config", str(cfg))
+        assert result.returncode == 1, (verb, result.stderr)
+        assert result.stderr.strip().splitlines()[-1].startswith(f"error: storage: cannot open the database {target}")
+        assert "Traceback" not in result.stderr
+    if where == "not a database":
+        assert target.read_text(encoding="utf-8").startswith("name,score")  # left as it was
