@@ -40,8 +40,10 @@ EPILOG = textwrap.dedent(
 )
 
 
-def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="PATH", help="config file (default: $BOT_CONFIG or ./config.toml)")
+def _add_config(p: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    # nested: an action's own --config (feeds list --config X), which must not reset the verb's when absent
+    p.add_argument("--config", metavar="PATH", help="config file (default: $BOT_CONFIG or ./config.toml)",
+                   **({"default": argparse.SUPPRESS} if nested else {}))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,18 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
              "python -m bot feeds import subscriptions.opml --lang ru")
     _add_config(p)
     fsub = p.add_subparsers(dest="feeds_verb", metavar="ACTION")
-    fsub.add_parser("list", help="list the feeds with their state")
+    _add_config(fsub.add_parser("list", help="list the feeds with their state"), nested=True)
     a = fsub.add_parser("add", help="validate (fetch and parse once) and add a feed")
+    _add_config(a, nested=True)
     a.add_argument("url")
     a.add_argument("--lang", required=True, choices=("en", "ru", "kk"))
     a.add_argument("--name", default="")
     r = fsub.add_parser("remove", help="retire a feed (its items stay)")
+    _add_config(r, nested=True)
     r.add_argument("feed", help="feed id or URL")
     i = fsub.add_parser("import", help="add the feeds of an OPML file")
+    _add_config(i, nested=True)
     i.add_argument("file", help="OPML file, or - for stdin")
     i.add_argument("--lang", default="en", choices=("en", "ru", "kk"),
                    help="language for outlines that do not declare one")
     e = fsub.add_parser("export", help="write the active feeds as OPML")
+    _add_config(e, nested=True)
     e.add_argument("--out", default="-", help="file (default stdout)")
 
     p = verb("trend", "write a PNG chart of matched stories per topic per day, by language",

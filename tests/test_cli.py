@@ -154,6 +154,8 @@ def test_feeds_verbs_round_trip_opml(polled, tmp_path):
     cfg, _, server = polled
     listed = cli("feeds", "--config", str(cfg), "list", cwd=cfg.parent)
     assert listed.returncode == 0 and listed.stdout.count("\n") == 3
+    # --config after the action works too, as it does after every other verb
+    assert cli("feeds", "list", "--config", str(cfg), cwd=cfg.parent).stdout == listed.stdout
     exported = tmp_path / "feeds.opml"
     assert cli("feeds", "--config", str(cfg), "export", "--out", str(exported), cwd=cfg.parent).returncode == 0
     assert b"<opml" in exported.read_bytes() and server.url("/ru.xml").encode() in exported.read_bytes()
