@@ -513,12 +513,15 @@ class NewsBot:
         if hook is None:
             await self.reply(update, t(lang, "digest_unavailable"))
             return
+        # said first: the outbox often delivers the digest before a reply sent after queueing it
+        await self.reply(update, t(lang, "digest_queued"))
         try:
             queued = await _maybe_await(hook(chat.chat_id))
         except Exception:
             log.exception("digest now failed chat=%s", chat.chat_id)
             queued = 0
-        await self.reply(update, t(lang, "digest_queued" if queued else "digest_unavailable"))
+        if not queued:
+            await self.reply(update, t(lang, "digest_unavailable"))
 
     async def cmd_trend(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A PNG chart of matched stories per topic per day, by language: /trend [topic] [days]."""
