@@ -149,6 +149,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "watchlist_header": "<b>Your watch words</b> (with their forms in other languages):",
         "digest_queued": "📰 Your digest is on its way.",
         "digest_unavailable": "The digest cannot be built right now; please try again later.",
+        "unknown_input": "I answer commands only: /help lists them, /topics shows the topics.",
         "settings": (
             "<b>Settings</b>\nDigest time: {time} ({tz})\nLanguage: {lang}\nMode: {mode}\n"
             "Quiet hours: {quiet}\nEmpty digests: {empty}"
@@ -289,6 +290,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "watchlist_header": "<b>Ваши слова</b> (с формами на других языках):",
         "digest_queued": "📰 Дайджест уже в пути.",
         "digest_unavailable": "Сейчас не удаётся собрать дайджест; попробуйте позже.",
+        "unknown_input": "Я отвечаю только на команды: их список — /help, темы — /topics.",
         "settings": (
             "<b>Настройки</b>\nВремя дайджеста: {time} ({tz})\nЯзык: {lang}\nРежим: {mode}\n"
             "Тихие часы: {quiet}\nПустые дайджесты: {empty}"
@@ -428,6 +430,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "watchlist_header": "<b>Бақылау сөздеріңіз</b> (басқа тілдердегі нұсқаларымен):",
         "digest_queued": "📰 Дайджестіңіз жолда.",
         "digest_unavailable": "Дайджестті қазір жасау мүмкін емес; кейінірек қайталап көріңіз.",
+        "unknown_input": "Мен тек командаларға жауап беремін: тізімі — /help, тақырыптар — /topics.",
         "settings": (
             "<b>Баптаулар</b>\nДайджест уақыты: {time} ({tz})\nТіл: {lang}\nРежим: {mode}\n"
             "Тыныш сағаттар: {quiet}\nБос дайджест: {empty}"

@@ -787,6 +787,14 @@ class NewsBot:
         log.info("feed removed feed=%s by=%s", feed.id, update.effective_chat.id)
         await self.reply(update, t(lang, "removefeed_ok", id=feed.id, name=feed.name))
 
+    async def on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A private message that is none of our commands (plain text, a mistyped command):
+        say where the commands are. In groups such messages are the members' own talk."""
+        chat = update.effective_chat
+        if chat is None or chat.type != "private":
+            return
+        await self.reply(update, t(self.lang_of(chat.id), "unknown_input"))
+
     async def on_migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A group became a supergroup: its subscription moves to the new chat id."""
         message = update.effective_message
@@ -923,6 +931,9 @@ def build_application(cfg: Config, store: Store, hooks: Hooks | None = None, *,
     for name in USER_COMMANDS + ADMIN_COMMANDS:
         application.add_handler(CommandHandler(name, getattr(bot, f"cmd_{name}"), filters=only_new))
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, bot.on_migrate))
+    # after the commands: only what none of them took (plain text, a command we do not have)
+    application.add_handler(MessageHandler(only_new & filters.ChatType.PRIVATE & (filters.TEXT | filters.COMMAND),
+                                           bot.on_other))
     application.add_handler(CallbackQueryHandler(bot.on_button, pattern=r"^[ts]\|"))
     application.add_handler(CallbackQueryHandler(bot.on_button))  # stale or unknown buttons get an answer
     application.add_error_handler(bot.on_error)

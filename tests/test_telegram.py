@@ -407,6 +407,21 @@ async def test_in_a_group_only_admins_change_settings(bot_env):
     assert h.store.subscriber(GROUP) is not None
 
 
+async def test_text_that_is_no_command_points_to_help_in_private_and_is_ignored_in_groups(bot_env):
+    h = bot_env
+    for text in ("hello, what can you do?", "/nosuchcommand", "Жанаозен"):
+        [r] = await h.say(USER, text)
+        assert r["plain"] == htmlcheck.check(i18n.t("en", "unknown_input"))
+    await h.say(USER, "/settings lang kk")
+    [r] = await h.say(USER, "сәлем")
+    assert r["plain"] == htmlcheck.check(i18n.t("kk", "unknown_input"))
+    h.server.add_chat(GROUP, "supergroup", title="Newsroom")
+    h.server.push_message(GROUP, "members talking among themselves", user_id=555)
+    [r] = await h.say(GROUP, "/help", user_id=555)  # the next thing the bot says there is the help
+    assert r["plain"] == htmlcheck.check(i18n.t("en", "help"))
+    assert len(h.server.sent(GROUP)) == 1
+
+
 async def test_allowed_chats_restricts_who_may_subscribe(bot_factory):
     h = await bot_factory(telegram={"allowed_chats": [USER]})
     [r] = await h.say(1234, "/start")
