@@ -53,7 +53,6 @@ def plan_alerts(store, cfg: Config, new_items, now: datetime, translate=None) ->
     if not keys_by_story:
         return 0
     queued = 0
-    names = {t.id: t.name for t in cfg.topics}
     for story_id, keys in keys_by_story.items():
         readers: dict[int, Subscriber] = {}
         for key in keys:
@@ -67,7 +66,7 @@ def plan_alerts(store, cfg: Config, new_items, now: datetime, translate=None) ->
         for chat_id, sub in sorted(readers.items()):
             if sub.paused or sub.mode not in ("instant", "both"):
                 continue
-            queued += _alert_one(store, cfg, sub, story_id, now, translate, names)
+            queued += _alert_one(store, cfg, sub, story_id, now, translate, topic_names(cfg, sub.lang))
     return queued
 
 
@@ -148,11 +147,15 @@ def plan_digests(store, cfg: Config, now: datetime, translate=None, only_chat: i
     return queued
 
 
+def topic_names(cfg: Config, lang: str) -> dict[str, str]:
+    """{topic id: its name for a reader of ``lang``}."""
+    return {t.id: t.name_in(lang) for t in cfg.topics}
+
+
 def digest_messages(store, cfg: Config, reader: Reader, since: datetime | None, until: datetime,
                     translate=None) -> list[str]:
     """The digest as Telegram HTML messages (empty list: nothing to send)."""
-    names = {t.id: t.name for t in cfg.topics}
-    stories = gather_stories(store, reader, since, until, translate, topic_names=names)
+    stories = gather_stories(store, reader, since, until, translate, topic_names=topic_names(cfg, reader.lang))
     if not stories and reader.skip_empty:
         return []
     day = until.astimezone(ZoneInfo(reader.timezone)).date()

@@ -390,7 +390,7 @@ def _topics(topics_raw: Any, errors: list[ConfigError]) -> tuple[Topic, ...]:
 
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
-_RULE_KEYS = {"id", "name", "description"}
+_RULE_KEYS = {"id", "name", "names", "description"}
 
 
 def _with_shipped_rules(topic: dict) -> dict:
@@ -405,6 +405,8 @@ def _with_shipped_rules(topic: dict) -> dict:
     shipped = _shipped_topics().get(topic["id"])
     if shipped is None:
         return topic
+    if "name" in topic and "names" not in topic:  # a name of one's own: the shipped translations of
+        shipped = {k: v for k, v in shipped.items() if k != "names"}  # the shipped name no longer fit
     return {**shipped, **topic}
 
 

@@ -51,7 +51,7 @@ MAX_TERM_WORDS = 8
 MAX_TERM_CHARS = 120
 TERM_KEYS = LANGS + ("any",)
 GROUP_KEYS = set(TERM_KEYS) | {"weight", "concept", "parts"}
-TOPIC_KEYS = {"id", "name", "match", "threshold", "groups", "description"}
+TOPIC_KEYS = {"id", "name", "names", "match", "threshold", "groups", "description"}
 
 
 # -- terms -------------------------------------------------------------------------
@@ -273,6 +273,11 @@ class Topic:
     expr: Expr | None = None  # None: a topic without rules (never matches)
     threshold: float = 0.0
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+    names: tuple[tuple[str, str], ...] = ()  # (lang, name) for readers of other languages than name's
+
+    def name_in(self, lang: str) -> str:
+        """The topic's name for a reader of ``lang``: its own name there, else ``name``."""
+        return next((text for code, text in self.names if code == lang), self.name)
 
     @property
     def positive(self) -> frozenset[str]:
@@ -362,6 +367,15 @@ def parse_topic(raw: dict, where: str) -> Topic:
     name = raw.get("name", topic_id)
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}.name", "must be a non-empty string")
+    names_raw = raw.get("names", {})
+    if not isinstance(names_raw, dict):
+        raise ConfigError(f"{where}.names", "must be a table of names by language, e.g. {ru = \"...\", kk = \"...\"}")
+    for code, text in names_raw.items():
+        if code not in LANGS:
+            raise ConfigError(f"{where}.names.{code}", "must be one of " + ", ".join(LANGS))
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"{where}.names.{code}", "must be a non-empty string")
+    names = tuple((code, text.strip()) for code, text in names_raw.items())
     groups_raw = raw.get("groups", {})
     if not isinstance(groups_raw, dict):
         raise ConfigError(f"{where}.groups", "must be a table of named groups ([topics.groups.NAME])")
@@ -370,7 +384,7 @@ def parse_topic(raw: dict, where: str) -> Topic:
     if "match" not in raw:
         if groups:
             raise ConfigError(f"{where}.match", "is required when a topic has groups (e.g. \"place AND event\")")
-        return Topic(id=topic_id, name=name, threshold=threshold, raw=raw)
+        return Topic(id=topic_id, name=name, threshold=threshold, raw=raw, names=names)
     expr = parse_expression(raw["match"], f"{where}.match")
     known = {g.name for g in groups}
     used = expression_names(expr)
@@ -385,4 +399,4 @@ def parse_topic(raw: dict, where: str) -> Topic:
         if best < threshold:
             raise ConfigError(f"{where}.threshold",
                               f"can never be reached: the positive groups weigh {best:g} together")
-    return Topic(id=topic_id, name=name, groups=groups, expr=expr, threshold=threshold, raw=raw)
+    return Topic(id=topic_id, name=name, groups=groups, expr=expr, threshold=threshold, raw=raw, names=names)

@@ -260,7 +260,7 @@ class NewsBot:
             if len(data.encode("utf-8")) > MAX_CALLBACK:
                 log.warning("topic id too long for a button topic=%s", topic.id)
                 continue
-            label = i18n.t_plain(lang, "btn_on" if on else "btn_off", name=topic.name)
+            label = i18n.t_plain(lang, "btn_on" if on else "btn_off", name=topic.name_in(lang))
             rows.append([InlineKeyboardButton(label, callback_data=data)])
         return InlineKeyboardMarkup(rows) if rows else None
 
@@ -295,7 +295,8 @@ class NewsBot:
     def find_topic(self, text: str):
         text = render.clean(text).casefold()
         for topic in self.cfg.topics:
-            if text in (topic.id.casefold(), render.clean(topic.name).casefold()):
+            names = [topic.name, *(name for _lang, name in topic.names)]
+            if text == topic.id.casefold() or text in {render.clean(n).casefold() for n in names}:
                 return topic
         return None
 
@@ -363,7 +364,7 @@ class NewsBot:
             key = "unsubscribed" if changed else "not_subscribed"
         log.info("topic %s chat=%s topic=%s changed=%s", "follow" if follow else "unfollow", chat.chat_id,
                  topic.id, changed)
-        await self.reply(update, t(lang, key, topic=topic.name))
+        await self.reply(update, t(lang, key, topic=topic.name_in(lang)))
 
     async def cmd_subscribe(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/subscribe <topic>: follow a topic."""
@@ -545,7 +546,7 @@ class NewsBot:
         tz = sub.timezone if sub else self.cfg.digest.timezone
         offset, today = local_day(tz, self.clock())
         rows = self.store.trend_rows(days, topic=topic, now=self.clock(), utc_offset_minutes=offset)
-        names = {x.id: x.name for x in self.cfg.topics if topic is None or x.id == topic}
+        names = {x.id: x.name_in(lang) for x in self.cfg.topics if topic is None or x.id == topic}
         buffer = io.BytesIO()
         # matplotlib is slow and blocking: off the event loop (the store was read above, on it)
         await asyncio.to_thread(render_trend, rows, names, days, buffer, end=today)
@@ -674,7 +675,7 @@ class NewsBot:
         log.info("topic %s chat=%s topic=%s via=button", "follow" if follow else "unfollow", chat.chat_id,
                  topic.id)
         key = "cb_subscribed" if follow else "cb_unsubscribed"
-        await query.answer(i18n.t_plain(lang, key, topic=topic.name))
+        await query.answer(i18n.t_plain(lang, key, topic=topic.name_in(lang)))
         text = t(lang, "welcome") if screen == "w" else t(lang, "topics_header")
         await self._redraw(query, text, self.topics_keyboard(chat.chat_id, screen, lang))
 

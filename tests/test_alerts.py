@@ -110,6 +110,18 @@ def test_one_alert_per_story_and_one_update_when_it_grows(world):
     assert outbox(world.store, 2) == [] and outbox(world.store, 3) == []
 
 
+def test_alerts_and_digests_name_the_topic_in_the_reader_language(world):
+    world.reader(1)
+    world.reader(2, lang="kk")
+    world.publish("en", [EN])
+    assert world.poll() == 2
+    assert "CSTO troop deployments" in outbox(world.store, 1)[0]["text"]
+    assert "ҰҚШҰ әскерлерінің орналастырылуы" in outbox(world.store, 2)[0]["text"]
+    reader = alerts.reader_for(world.store, world.store.subscriber(2))
+    [digest] = alerts.digest_messages(world.store, world.cfg, reader, None, datetime.now(UTC))
+    assert "ҰҚШҰ әскерлерінің орналастырылуы" in digest and "CSTO troop deployments" not in digest
+
+
 def test_quiet_hours_hold_alerts_until_they_end(world):
     now = datetime.now(UTC)
     local = now.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Almaty"))

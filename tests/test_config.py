@@ -125,6 +125,23 @@ def test_a_shipped_topic_named_by_id_alone_gets_the_shipped_rules(tmp_path):
     assert unrest.expr == shipped["kz-unrest"].expr
 
 
+def test_topic_names_by_language_are_validated_and_come_with_the_shipped_rules(tmp_path):
+    cfg = config.from_dict(raw(topics=[{"id": "kz-unrest"}, {"id": "csto-deployment", "name": "Troops"},
+                                       {"id": "own", "name": "Floods", "names": {"ru": " Паводки ", "kk": "Су тасқыны"}}]),
+                           path=tmp_path / "c.toml", env={})
+    unrest, csto, own = cfg.topics
+    assert unrest.name_in("ru") == "Беспорядки в Казахстане" and unrest.name_in("en") == "Unrest in Kazakhstan"
+    assert csto.name_in("ru") == "Troops"  # a name of one's own: the shipped translations are not kept
+    assert (own.name_in("ru"), own.name_in("kk"), own.name_in("en")) == ("Паводки", "Су тасқыны", "Floods")
+    for names, key, problem in [({"de": "Unruhen"}, "topics[0].names.de", "must be one of en, ru, kk"),
+                                ({"ru": "  "}, "topics[0].names.ru", "must be a non-empty string"),
+                                ("Беспорядки", "topics[0].names", "must be a table of names by language")]:
+        with pytest.raises(ConfigError) as err:
+            config.from_dict(raw(topics=[{"id": "own", "name": "Floods", "names": names}]),
+                             path=tmp_path / "c.toml", env={})
+        assert err.value.key == key and err.value.problem.startswith(problem)
+
+
 def test_every_problem_in_the_file_is_reported_at_once(tmp_path):
     broken = raw(feeds=[dict(GOOD_FEED, lang="de"), dict(GOOD_FEED, url="https://example.org/2.xml"),
                         {"lang": "en"}, dict(GOOD_FEED, url="https://example.org/2.xml")],

@@ -189,6 +189,21 @@ async def test_subscribe_and_unsubscribe_commands(bot_env):
     assert [b["text"].startswith("✅") for b in buttons(r)] == [False, False, True]
 
 
+async def test_a_reader_sees_topic_names_in_their_language(bot_factory):
+    h = await bot_factory(topics=[{"id": "kz-unrest"}, {"id": "csto-deployment"},
+                                  {"id": "floods", "name": "Floods"}])  # the last has no other names
+    await h.say(USER, "/start")
+    await h.say(USER, "/settings lang ru")
+    [r] = await h.say(USER, "/topics")
+    assert [b["text"][2:].strip() for b in buttons(r)] == ["Беспорядки в Казахстане", "Переброска войск ОДКБ",
+                                                            "Floods"]
+    [r] = await h.say(USER, "/subscribe переброска войск ОДКБ")  # by any of its names
+    assert "Переброска войск ОДКБ" in r["plain"] and h.store.subscribed_topics(USER) == ["csto-deployment"]
+    await h.say(USER, "/settings lang kk")
+    [r] = await h.say(USER, "/unsubscribe csto-deployment")
+    assert "ҰҚШҰ әскерлерінің орналастырылуы" in r["plain"] and h.store.subscribed_topics(USER) == []
+
+
 # -- bad arguments ----------------------------------------------------------------------------
 
 
