@@ -142,6 +142,10 @@ def setup_logging(verbose: int) -> None:
     logging.basicConfig(level=level, handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # APScheduler says "Running job" and "executed successfully" at INFO for every run of every job
+    # (the poll tick is 5 s): about 50,000 lines a day that say nothing. Its warnings and errors stay.
+    if verbose < 2:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def load_config(args) -> config_mod.Config:

@@ -159,6 +159,9 @@ class Pipeline:
         now = now or self.clock()
         report = CycleReport(started=now)
         feeds = self.store.feeds() if force else self.store.due_feeds(now)
+        if not feeds:  # the service's tick when nothing is due: no cycle row, no log line
+            report.finished = now
+            return report
         cycle_id = self.store.start_cycle(now)
         own_fetcher = self.fetcher is None
         fetcher = self.fetcher or fetch_mod.Fetcher(self.cfg.poll)

@@ -130,7 +130,8 @@ class Service:
             new_items = [*missed, *report.new_items]
             matched = [n for n in new_items if n.matches]
             if not report.feeds and not missed:
-                self.store.set_kv(ALERTS_MARK_KEY, str(newest))
+                if mark != str(newest):  # (the tick when nothing is due writes nothing)
+                    self.store.set_kv(ALERTS_MARK_KEY, str(newest))
                 return 0
             if self.translator is not None and matched:
                 # headlines for every reader language in use, before the alerts are rendered

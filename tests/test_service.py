@@ -158,6 +158,14 @@ def test_subscribe_publish_one_alert_then_clean_stop(servers, service_factory, t
     took = svc.stop()
     assert svc.proc.returncode == 0, svc.output()
     assert took < 10
+    # a quiet log: the scheduler's every job run and the ticks with no feed due say nothing
+    log = svc.output()
+    assert "cycle summary" in log and "executed successfully" not in log and "cycle feeds=0 " not in log
+    db = sqlite3.connect(tmp_path / "bot.db")  # and record no cycle either
+    try:
+        assert db.execute("SELECT count(*) FROM cycles WHERE feeds = 0").fetchone()[0] == 0
+    finally:
+        db.close()
 
 
 def seed_due_digests(db: Path, chats: list[int], minutes_ago: int = 3) -> None:
