@@ -282,6 +282,7 @@ class Pipeline:
         (and ``report``, once items are stored) says how it went."""
         now = self.clock()
         new_items: list[NewItem] = []
+        listed = None  # the key hashes of the entries of a body parsed now (retention keeps their items)
         if result.body is not None and result.error is None:
             try:
                 parsed, ids = await self._offload(parse_job, result.body, result.headers, result.final_url or feed.url,
@@ -295,6 +296,7 @@ class Pipeline:
                 result.error = parsed.error
             else:
                 fr.seen = len(parsed.entries)
+                listed = [sha1(key) for key, _url, _chash in ids]
                 if parsed.dropped:
                     log.warning("feed over the item cap feed=%s entries=%d kept=%d (the newest)", feed.id,
                                 len(parsed.entries) + parsed.dropped, len(parsed.entries))
@@ -326,7 +328,8 @@ class Pipeline:
             fr.retired = True
             log.warning("feed retired feed=%s url=%s reason=%s", feed.id, feed.url, retired_reason)
         self.store.save_feed_state(state, ok_at=now if result.ok else None,
-                                   new_at=now if new_items else None, retired_reason=retired_reason)
+                                   new_at=now if new_items else None, retired_reason=retired_reason,
+                                   listed=listed)
         fr.next_poll_at = state.next_poll_at
         if fr.error:
             log.warning("feed failed feed=%s url=%s failures=%d error=%s", feed.id, feed.url,

@@ -342,6 +342,14 @@ def m009_stories_item_keys(db: sqlite_utils.Database) -> None:
     db.executescript("ALTER TABLE story_items ADD COLUMN keys BLOB;  -- little-endian signed 64-bit ints")
 
 
+@migrations()
+def m010_feeds_listed(db: sqlite_utils.Database) -> None:
+    """feeds.listed: the key hashes of the items the feed's last parsed body listed. Retention
+    keeps those items, however old: a slow feed still listing an item past the retention age
+    would otherwise have it stored again, and alerted again, the next time its body changes."""
+    db.executescript("ALTER TABLE feeds ADD COLUMN listed TEXT;  -- space-separated items.key_hash values")
+
+
 # -- the store --------------------------------------------------------------
 
 
@@ -514,17 +522,21 @@ class Store:
             )
 
     def save_feed_state(self, feed: Feed, *, ok_at: datetime | None = None,
-                        new_at: datetime | None = None, retired_reason: str | None = None) -> None:
-        """Persist the polling state the fetch stage computed for a feed."""
+                        new_at: datetime | None = None, retired_reason: str | None = None,
+                        listed: list[str] | None = None) -> None:
+        """Persist the polling state the fetch stage computed for a feed; ``listed``: the key
+        hashes of the entries of the body just parsed (None: no body was parsed, keep the last)."""
         with self.conn:
             self.conn.execute(
                 "UPDATE feeds SET url = ?, etag = ?, last_modified = ?, last_status = ?, last_error = ?, "
                 "failures = ?, unchanged_polls = ?, next_poll_at = ?, last_polled_at = ?, "
                 "last_ok_at = COALESCE(?, last_ok_at), last_new_at = COALESCE(?, last_new_at), "
-                "retired_at = ?, retired_reason = COALESCE(?, retired_reason), body_hash = ? WHERE id = ?",
+                "retired_at = ?, retired_reason = COALESCE(?, retired_reason), body_hash = ?, "
+                "listed = COALESCE(?, listed) WHERE id = ?",
                 (feed.url, feed.etag, feed.last_modified, feed.last_status, feed.last_error,
                  feed.failures, feed.unchanged_polls, iso(feed.next_poll_at), iso(feed.last_polled_at),
-                 iso(ok_at), iso(new_at), iso(feed.retired_at), retired_reason, feed.body_hash, feed.id),
+                 iso(ok_at), iso(new_at), iso(feed.retired_at), retired_reason, feed.body_hash,
+                 " ".join(listed) if listed is not None else None, feed.id),
             )
 
     def url_taken(self, url: str, feed_id: int) -> bool:
@@ -1505,8 +1517,17 @@ class Store:
         """
         c = iso(cutoff)
         counts = {}
+        # the items an active feed still lists stay, however old (see m010_feeds_listed)
+        listed = {(feed_id, key) for feed_id, text in self.conn.execute(
+            "SELECT id, listed FROM feeds WHERE retired_at IS NULL AND listed IS NOT NULL") for key in text.split()}
+        doomed = [item_id for item_id, feed_id, key in self.conn.execute(
+            "SELECT id, feed_id, key_hash FROM items WHERE fetched < ?", (c,)) if (feed_id, key) not in listed]
         with self.conn:
-            counts["items"] = self.conn.execute("DELETE FROM items WHERE fetched < ?", (c,)).rowcount
+            counts["items"] = 0
+            for start in range(0, len(doomed), 500):
+                chunk = doomed[start:start + 500]
+                counts["items"] += self.conn.execute(
+                    f"DELETE FROM items WHERE id IN ({','.join('?' * len(chunk))})", chunk).rowcount
             counts["stories"] = self.conn.execute(
                 "DELETE FROM stories WHERE last_seen < ? AND NOT EXISTS "
                 "(SELECT 1 FROM items WHERE items.story_id = stories.id)", (c,)).rowcount

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta, timezone
 
-from bot.models import Item, Match
+from bot.models import Item, Match, iso
 from bot.stories import StoryIndex
 
 UTC = timezone.utc
@@ -74,3 +74,43 @@ def test_alert_records_live_as_long_as_their_story(store):
     store.purge_older_than(now - timedelta(days=30))
     assert store.alert_record(1, alive_story) is not None
     assert store.alert_record(1, gone_story) is None
+
+
+async def test_items_a_feed_still_lists_outlive_retention_and_are_never_stored_twice(tmp_path):
+    """A slow feed keeps an undated item listed for longer than the retention age. Purging it
+    would store it again at the feed's next change, as new: a second alert for an old report."""
+    import random
+
+    from bot.pipeline import Pipeline
+    from bot.store import Store
+    from tests.conftest import make_config
+    from tests.feedserver import FeedServer, Route
+
+    def body(*items: str) -> bytes:
+        entries = "".join(f"<item><guid>{g}</guid><title>Akimat notice {g}</title>"
+                          f"<description>Notice {g} for residents.</description></item>" for g in items)
+        return f"<rss version='2.0'><channel><title>Akimat</title>{entries}</channel></rss>".encode()
+
+    with FeedServer() as server:
+        url = server.route("/slow.xml", Route(body=body("a", "b")))
+        cfg = make_config(tmp_path, feeds=[{"url": url, "lang": "en", "name": "Akimat"}])
+        with Store(cfg.storage.path) as store:
+            store.sync_feeds(cfg.feeds)
+
+            async def cycle() -> list[str]:
+                report = await Pipeline(store, cfg, rng=random.Random(1)).run_cycle(force=True)
+                return sorted(n.item.title for n in report.new_items)
+
+            assert await cycle() == ["Akimat notice a", "Akimat notice b"]
+            later = datetime.now(UTC) + timedelta(days=40)  # both are past the retention age then
+            server.route("/slow.xml", Route(body=body("b", "c")))  # "a" is no longer listed
+            assert await cycle() == ["Akimat notice c"]
+            counts = store.purge_older_than(later - timedelta(days=30))
+            assert counts["items"] == 1  # "a"; "b" and "c" are still listed
+            titles = [r[0] for r in store.conn.execute("SELECT title FROM items ORDER BY id")]
+            assert titles == ["Akimat notice b", "Akimat notice c"]
+            server.route("/slow.xml", Route(body=body("b", "c", "d")))
+            assert await cycle() == ["Akimat notice d"]  # "b" is not new again
+            store.conn.execute("UPDATE feeds SET retired_at = ?", (iso(later),))  # a retired feed keeps nothing
+            store.conn.commit()
+            assert store.purge_older_than(later + timedelta(days=31))["items"] == 3
