@@ -355,8 +355,9 @@ async def test_digest_calls_the_hook(bot_env):
     assert h.calls == []  # not subscribed yet
     await h.say(USER, "/start")
     [r] = await h.say(USER, "/digest")
+    assert r["plain"] == htmlcheck.check(i18n.t("en", "digest_queued"))  # said first, then queued
+    await h.server.wait_for_async(lambda: h.calls, 5)
     assert h.calls == [("digest_now", USER)]
-    assert r["plain"] == htmlcheck.check(i18n.t("en", "digest_queued"))
 
 
 async def test_trend_sends_a_png_chart_and_refuses_bad_arguments(bot_env):
