@@ -120,25 +120,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _RedactingFormatter(logging.Formatter):
-    """Log lines with the bot token taken out (python-telegram-bot puts it in some messages,
-    an InvalidToken's among them, and a token in a log file is a leaked token)."""
+    """Log lines with the secrets taken out: the bot token (python-telegram-bot puts it in some
+    messages, an InvalidToken's among them) and the translator's API key (some providers take it
+    in the URL). A secret in a log file is a leaked secret."""
 
     def __init__(self, fmt: str, secrets: list[str]):
         super().__init__(fmt)
-        self.secrets = [s for s in secrets if s and len(s) >= 8]
+        self.secrets = secrets  # the list itself: a key read with the config later is added to it
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         for secret in self.secrets:
-            text = text.replace(secret, "<token>")
+            if len(secret) >= 8:
+                text = text.replace(secret, "<secret>")
         return text
+
+
+_SECRETS: list[str] = []
 
 
 def setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
-                                             [os.environ.get(config_mod.TOKEN_ENV, "")]))
+    _SECRETS[:] = [os.environ.get(config_mod.TOKEN_ENV, "")]
+    handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", _SECRETS))
     logging.basicConfig(level=level, handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
@@ -149,7 +154,9 @@ def setup_logging(verbose: int) -> None:
 
 
 def load_config(args) -> config_mod.Config:
-    return config_mod.load(config_mod.resolve_path(getattr(args, "config", None)))
+    cfg = config_mod.load(config_mod.resolve_path(getattr(args, "config", None)))
+    _SECRETS.extend(s for s in (cfg.telegram.token, cfg.translation.api_key) if s and s not in _SECRETS)
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -204,3 +204,17 @@ def test_a_storage_path_that_cannot_be_a_database_is_one_clear_line(tmp_path, wh
         assert "Traceback" not in result.stderr
     if where == "not a database":
         assert target.read_text(encoding="utf-8").startswith("name,score")  # left as it was
+
+
+def test_log_lines_never_carry_the_token_or_the_translator_key(tmp_path):
+    import logging
+
+    from bot.__main__ import _RedactingFormatter
+
+    secrets = ["123456:bot-token-value"]
+    formatter = _RedactingFormatter("%(message)s", secrets)
+    secrets.append("deepl-key-0123456789:fx")  # read with the config, after logging was set up
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1,
+                               "GET https://api.example/bot123456:bot-token-value/x?auth_key=%s failed",
+                               ("deepl-key-0123456789:fx",), None)
+    assert formatter.format(record) == "GET https://api.example/bot<secret>/x?auth_key=<secret> failed"
