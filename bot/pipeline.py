@@ -296,11 +296,11 @@ class Pipeline:
                 result.error = parsed.error
             else:
                 fr.seen = len(parsed.entries)
-                listed = [sha1(key) for key, _url, _chash in ids]
+                listed = [sha1(key) for key, _url, _chash in ids]  # for retention (on the feed) and the lookup below
                 if parsed.dropped:
                     log.warning("feed over the item cap feed=%s entries=%d kept=%d (the newest)", feed.id,
                                 len(parsed.entries) + parsed.dropped, len(parsed.entries))
-                fresh = self._fresh_entries(feed, parsed, ids)
+                fresh = self._fresh_entries(feed, parsed, ids, listed)
                 if fresh:
                     try:
                         analysed = await self._analyse([(e.title, e.summary, feed.lang) for e, *_ in fresh])
@@ -337,17 +337,18 @@ class Pipeline:
         else:
             log.debug("feed polled feed=%s status=%s new=%d", feed.id, result.status, fr.new)
 
-    def _fresh_entries(self, feed: Feed, parsed: ParseResult, ids: Identities) -> list[tuple]:
-        """The entries not stored before (nor twice in this body), with their identities."""
-        candidates = [(entry, key, url, chash) for entry, (key, url, chash) in zip(parsed.entries, ids)]
+    def _fresh_entries(self, feed: Feed, parsed: ParseResult, ids: Identities,
+                       key_hashes: list[str]) -> list[tuple]:
+        """The entries not stored before (nor twice in this body), with their identities;
+        ``key_hashes``: sha1 of each entry's key, in the same order."""
+        candidates = [(entry, key, url, chash, k, url_hash(url))
+                      for entry, (key, url, chash), k in zip(parsed.entries, ids, key_hashes)]
         if not candidates:
             return []
         keys, urls, contents = self.store.known_items(
-            feed.id, [sha1(c[1]) for c in candidates], [u for c in candidates if (u := url_hash(c[2]))],
-            [c[3] for c in candidates])
+            feed.id, key_hashes, [c[5] for c in candidates if c[5]], [c[3] for c in candidates])
         fresh = []
-        for entry, key, url, chash in candidates:
-            k, u = sha1(key), url_hash(url)
+        for entry, key, url, chash, k, u in candidates:
             if k in keys or (u and u in urls) or chash in contents:
                 continue  # seen before: costs nothing further
             keys.add(k)
