@@ -249,7 +249,8 @@ def run_service(cfg: Config) -> int:
     from telegram.error import InvalidToken, NetworkError
 
     def no_traceback(record: logging.LogRecord) -> bool:
-        # PTB logs these start-up failures with a traceback; the one line below says it all
+        # PTB logs a rejected token and network failures with a traceback: at start the one line
+        # below says it all, and later (a getUpdates that failed) its own message line does
         if record.exc_info and isinstance(record.exc_info[1], (InvalidToken, NetworkError)):
             record.exc_info = record.exc_text = None
         return True

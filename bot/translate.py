@@ -415,8 +415,8 @@ class Translator:
     # -- deep-translator objects (worker threads only) ---------------------
 
     def _construct(self, src: str, dst: str, key: str | None = None, offline: bool = False):
-        # imported here, not with the module: it brings requests and BeautifulSoup (about 0.15 s and
-        # 10 MB at start-up), which a service with provider "none" or "libre"-only tests never need
+        # imported here, not with the module: it brings requests and BeautifulSoup (0.15-0.19 s of
+        # import, measured with -X importtime), which a service with provider "none" never needs
         import deep_translator
 
         p = self.provider
