@@ -245,6 +245,7 @@ class Matcher:
         if phrase_at:
             slot_key = self._slot_key
             done: set[int] = set()
+            spans = None  # each word's (start, end) in text, found once a phrase's words are there
             for i in phrase_at:
                 for sid, j in flags[i].phrases:
                     key = slot_key[sid]
@@ -253,8 +254,13 @@ class Matcher:
                     start = i - j
                     n = self._phrase_len(sid, lang, ws, flags, start)
                     if n:
+                        if spans is None:
+                            spans = [m.span() for m in lang_mod._WORD.finditer(text)]
+                        a, b = spans[start][0], spans[start + n - 1][1]
+                        if _BREAK.search(text, a, b):
+                            continue  # its words lie on both sides of a full stop, comma, line break...
                         done.add(key)
-                        found.setdefault(key, []).append((start, _surface(text, ws, start, n)))
+                        found.setdefault(key, []).append((start, text[a:b]))
         if found:
             found[_WORDS] = ws
         return found
@@ -356,14 +362,10 @@ class Matcher:
         return out
 
 
-def _surface(text: str, ws: list[str], i: int, n: int) -> str:
-    """The phrase ws[i:i+n] as it appears in text (hyphens and spacing kept)."""
-    joined = " ".join(ws[i:i + n])
-    if joined in text:
-        return joined
-    pattern = r"[\W_]+".join(re.escape(w) for w in ws[i:i + n])
-    m = re.search(pattern, text)
-    return m.group(0) if m else " ".join(ws[i:i + n])
+# What may not lie between two words of one phrase: the end of a sentence or clause, the
+# title's end (the summary follows on a new line), brackets, a spaced dash. Hyphens,
+# quotes and apostrophes may ("интернет-банк", «технические работы»).
+_BREAK = re.compile(r"[.,;:!?…()\[\]{}\n\r]|\s[\u2013\u2014-]\s")
 
 
 def _ordered_terms(hits: list, ws: list[str]) -> list[str]:
