@@ -143,6 +143,31 @@ def test_phrases_need_their_words_in_order():
     assert topic_ids(m, "Nur-Sultan: riots", "", "en") == {"t"}  # hyphenated name, phrase of two words
 
 
+def test_a_phrase_does_not_span_a_sentence_or_the_title_end():
+    m = small_topic()
+    # the title ends in "state", the summary starts with "Of": two texts, no phrase
+    assert topic_ids(m, "Almaty declares nothing of the state", "Of emergency there is no talk.", "en") == set()
+    assert topic_ids(m, "Almaty: a visit of state. Emergency crews rest", "", "en") == set()
+    assert topic_ids(m, "Almaty, the state, emergency and more", "", "en") == set()
+    assert topic_ids(m, "Almaty state (emergency) drill", "", "en") == set()
+    # quotes and hyphens inside a phrase are fine, and the reason shows the text as written
+    [match] = m.match("Almaty declares a «state of emergency»", "", "en")
+    assert "state of emergency" in match.terms
+    [match] = m.match("Almaty: State   of emergency", "", "en")
+    assert "State   of emergency" in match.terms
+
+
+def test_a_phrase_found_twice_counts_where_its_words_are_together():
+    m = small_topic()
+    assert topic_ids(m, "Almaty: no state. Emergency talks", "A state of emergency is declared", "en") == {"t"}
+
+
+def test_shipped_phrase_not_made_of_the_title_end_and_summary_start(shipped):
+    # "интернет" ends the title, "Банки" starts the summary: not the excluded "интернет-банк"
+    title, summary = "В Жанаозене спустя три дня восстановили интернет", "Банки сообщают, что оплата картами проходит."
+    assert topic_ids(shipped, title, summary, "ru") == {"internet-shutdown"}
+
+
 def test_prefix_terms():
     m = small_topic()
     assert topic_ids(m, "Rioting in Almaty", "", "en") == {"t"}
