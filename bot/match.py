@@ -17,7 +17,7 @@ import asyncio
 import inspect
 import logging
 import re
-from itertools import compress, repeat
+from itertools import compress, islice, repeat
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -245,7 +245,8 @@ class Matcher:
         if phrase_at:
             slot_key = self._slot_key
             done: set[int] = set()
-            spans = None  # each word's (start, end) in text, found once a phrase's words are there
+            spans: list[tuple[int, int]] = []  # the words' (start, end) in text, found as far as needed
+            words_at = None
             for i in phrase_at:
                 for sid, j in flags[i].phrases:
                     key = slot_key[sid]
@@ -254,9 +255,12 @@ class Matcher:
                     start = i - j
                     n = self._phrase_len(sid, lang, ws, flags, start)
                     if n:
-                        if spans is None:
-                            spans = [m.span() for m in lang_mod._WORD.finditer(text)]
-                        a, b = spans[start][0], spans[start + n - 1][1]
+                        last = start + n - 1
+                        if last >= len(spans):
+                            if words_at is None:
+                                words_at = lang_mod._WORD.finditer(text)
+                            spans.extend(m.span() for m in islice(words_at, last + 1 - len(spans)))
+                        a, b = spans[start][0], spans[last][1]
                         if _BREAK.search(text, a, b):
                             continue  # its words lie on both sides of a full stop, comma, line break...
                         done.add(key)
