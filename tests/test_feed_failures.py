@@ -415,3 +415,25 @@ async def test_a_feed_over_the_item_cap_keeps_its_newest_items(world, feed_serve
     assert sorted(t for t, *_ in w.items(w.bad.id)) == sorted(f"Item {a} hours old" for a in range(20))
     report = await w.cycle(force=True)  # unchanged: nothing more
     assert next(f for f in report.feeds if f.feed_id == w.bad.id).new == 0
+
+
+async def test_a_feeds_new_items_are_stored_and_filed_oldest_first(world, feed_server):
+    """Feeds list the newest first; the items get ids (and stories) in the order things happened,
+    undated items (taken as happening at the poll) last, in the feed's order."""
+    from email.utils import format_datetime
+
+    base = utcnow().replace(microsecond=0) - timedelta(days=1)
+    hours = [5, 9, 1, 7, 3]
+    items = "".join(f"<item><guid>at-{h}</guid><title>Event at hour {h}</title>"
+                    f"<pubDate>{format_datetime(base + timedelta(hours=h))}</pubDate></item>" for h in hours)
+    items = ("<item><guid>undated-1</guid><title>Undated first</title></item>" + items
+             + "<item><guid>undated-2</guid><title>Undated second</title></item>")
+    body = f"<rss version='2.0'><channel><title>Mixed</title>{items}</channel></rss>".encode()
+    w = world(feed_server.route("/mixed.xml", body=body))
+    report = await w.cycle()
+    assert next(f for f in report.feeds if f.feed_id == w.bad.id).new == 7
+    assert [t for t, *_ in w.items(w.bad.id)] == [
+        "Event at hour 1", "Event at hour 3", "Event at hour 5", "Event at hour 7", "Event at hour 9",
+        "Undated first", "Undated second"]
+    reported = [n.item.title for n in report.new_items if n.item.feed_id == w.bad.id]
+    assert reported == [t for t, *_ in w.items(w.bad.id)]
