@@ -139,6 +139,7 @@ class Matcher:
         self._anchor: dict[str, dict[str, list[tuple[int, int]]]] = {lang: {} for lang in LANGS}
         self._anchor_prefix: dict[str, dict[str, list[tuple[str, int, int]]]] = {lang: {} for lang in LANGS}
         self._phrase_keys: dict[tuple[int, str], tuple[tuple[bool, Any], ...]] = {}
+        self._loose: set[int] = set()  # phrase slots whose words may lie across punctuation
         for lang in LANGS:
             # anchor each phrase on its word whose key the fewest phrases and terms share
             # (not on "интернет" when forty phrases contain it)
@@ -150,6 +151,8 @@ class Matcher:
                             key_count[k] = key_count.get(k, 0) + 1
             for sid, term in per_lang[lang]:
                 if term.is_phrase:
+                    if _BREAK.search(term.text):
+                        self._loose.add(sid)  # a term with its own full stop ("U.S. embassy"): no boundary check
                     self._phrase_keys[(sid, lang)] = tuple(
                         (True, _fold_surface(w, lang)) if p else (False, frozenset(self._keys(w, lang)))
                         for w, p in zip(term.words, term.prefix)
@@ -261,7 +264,7 @@ class Matcher:
                                 words_at = lang_mod._WORD.finditer(text)
                             spans.extend(m.span() for m in islice(words_at, last + 1 - len(spans)))
                         a, b = spans[start][0], spans[last][1]
-                        if _BREAK.search(text, a, b):
+                        if _BREAK.search(text, a, b) and sid not in self._loose:
                             continue  # its words lie on both sides of a full stop, comma, line break...
                         done.add(key)
                         found.setdefault(key, []).append((start, text[a:b]))

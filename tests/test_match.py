@@ -162,6 +162,14 @@ def test_a_phrase_found_twice_counts_where_its_words_are_together():
     assert topic_ids(m, "Almaty: no state. Emergency talks", "A state of emergency is declared", "en") == {"t"}
 
 
+def test_a_watch_word_with_its_own_full_stop_still_matches():
+    words = [WatchWord(id=1, chat_id=1, word="U.S. embassy"), WatchWord(id=2, chat_id=1, word="Tengrinews.kz"),
+             WatchWord(id=3, chat_id=1, word="mobile internet")]
+    m = Matcher([], words)
+    found = m.match("The U.S. embassy quotes Tengrinews.kz", "Mobile. Internet cafes are full.", "en")
+    assert {x.topic: x.terms for x in found} == {"watch:1": ["U.S. embassy"], "watch:2": ["Tengrinews.kz"]}
+
+
 def test_shipped_phrase_not_made_of_the_title_end_and_summary_start(shipped):
     # "интернет" ends the title, "Банки" starts the summary: not the excluded "интернет-банк"
     title, summary = "В Жанаозене спустя три дня восстановили интернет", "Банки сообщают, что оплата картами проходит."
