@@ -28,7 +28,9 @@ Normalisation decisions (both parsers):
   fresh;
 * links are made absolute against the feed URL; only http/https are kept;
 * an entry with no title, no summary and no link is dropped (nothing to show
-  or to identify); repeated entries (same :func:`item_key`) keep the first.
+  or to identify); an entry with a summary and no title takes the summary's
+  first sentence or words as its title (:func:`title_from_summary`); repeated
+  entries (same :func:`item_key`) keep the first.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from .models import Entry, ParseResult, identifies
 
 TITLE_MAX = 500
 SUMMARY_MAX = 1000
+DERIVED_TITLE_MAX = 140  # a title taken from the summary (an entry with none) is at most this long
 FUTURE_SLACK = timedelta(days=1)
 OLDEST = datetime(1995, 1, 1, tzinfo=timezone.utc)
 
@@ -395,12 +398,29 @@ def _cap(result: ParseResult, max_items: int, now: datetime) -> ParseResult:
     return result
 
 
+_SENTENCE_END = re.compile(r"[.!?…](?=\s)")
+
+
+def title_from_summary(summary: str) -> str:
+    """A title for an entry that has none (feeds of short posts): the summary's first
+    sentence when it is short, else its first words, cut at a word, with "…"."""
+    end = _SENTENCE_END.search(summary, 20, DERIVED_TITLE_MAX)
+    if end is not None:
+        return summary[:end.start() + 1]
+    if len(summary) <= DERIVED_TITLE_MAX:
+        return summary
+    cut = summary.rfind(" ", 40, DERIVED_TITLE_MAX)
+    return summary[:cut if cut > 0 else DERIVED_TITLE_MAX].rstrip(" ,;:-–—") + "…"
+
+
 def _finish(raw_entries: list[Entry], feed_title: str | None, bozo: str | None) -> ParseResult:
     entries: list[Entry] = []
     seen: set[str] = set()
     for e in raw_entries:
         if not (e.title or e.summary or e.link):
             continue
+        if not e.title and e.summary:
+            e.title = title_from_summary(e.summary)
         key = item_key(e)
         if key in seen:
             continue

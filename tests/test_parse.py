@@ -287,6 +287,31 @@ def test_repeated_guids_in_one_body_keep_the_first():
     assert [e.title for e in result.entries if e.guid == "same-guid"] == ["First copy of the story"]
 
 
+@pytest.mark.parametrize("atom", [False, True])
+def test_an_entry_without_a_title_takes_one_from_its_summary(atom):
+    long = "Mobile data is down in Aktau for a third day and operators say nothing " * 3
+    posts = [("", "Mobile internet is down in Aktau. Operators blame maintenance."),
+             ("", long), ("Its own title", "A summary. With sentences.")]
+    if atom:
+        entries = "".join(f"<entry><id>urn:p{i}</id><title>{t}</title><summary>{s}</summary></entry>"
+                          for i, (t, s) in enumerate(posts))
+        body = f"<feed xmlns='http://www.w3.org/2005/Atom'><title>Posts</title>{entries}</feed>".encode()
+    else:
+        entries = "".join(f"<item><guid>p{i}</guid>{'<title>' + t + '</title>' if t else ''}"
+                          f"<description>{s}</description></item>" for i, (t, s) in enumerate(posts))
+        body = f"<rss version='2.0'><channel><title>Posts</title>{entries}</channel></rss>".encode()
+    fast, full = fast_and_full(body, XML)
+    for result in (fast, full, parse_feed(body, XML, BASE, NOW)):
+        if result is None:  # the fast pass gave this body to feedparser
+            continue
+        titles = [e.title for e in result.entries]
+        assert titles[0] == "Mobile internet is down in Aktau."
+        assert titles[1].endswith("…") and len(titles[1]) <= parse.DERIVED_TITLE_MAX + 1
+        assert long.startswith(titles[1][:-1]) and titles[1][-2] != " "
+        assert titles[2] == "Its own title"
+        assert [e.summary for e in result.entries][0] == posts[0][1]
+
+
 # -- fast first pass versus feedparser ------------------------------------------------------
 
 def fast_and_full(body: bytes, headers: dict, url: str = BASE):
