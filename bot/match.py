@@ -70,11 +70,15 @@ class Matcher:
 
     def __init__(self, topics: Sequence[Topic], watchwords: Sequence[WatchWord] = ()):
         self.topics = tuple(t for t in topics)
+        # Kazakh words the suffix stripper stops at: the rules' names, and every word of the
+        # groups that only exclude (NOT ...). Stripped blindly, an excluding word becomes a
+        # short stem that common words share (арна "channel" and арнайы "special" -> арн,
+        # апат "accident" and апа "mother" -> апа), and the exclusion hides true matches.
         self._kk_lexicon = KK_LEXICON | frozenset(
             fold_word(w).translate(KK_FOLD)
             for t in self.topics for g in t.groups
             for term in [*g.terms.get("kk", ()), *(x for p in g.parts for x in p.terms.get("kk", ()))]
-            for w in lang_mod.words(term.text) if w[:1].isupper()
+            for w in lang_mod.words(term.text) if w[:1].isupper() or g.name not in t.positive
         )
         self._topic_slots: list[tuple[str, _Slot]] = []
         for ti, topic in enumerate(self.topics):

@@ -176,6 +176,15 @@ def test_shipped_phrase_not_made_of_the_title_end_and_summary_start(shipped):
     assert topic_ids(shipped, title, summary, "ru") == {"internet-shutdown"}
 
 
+@pytest.mark.parametrize("title,topic", [
+    ("Алматы орталығында төтенше жағдай режимі енгізілді", "kz-unrest"),  # орталық is not өрт (fire)
+    ("Ақтауда мессенджерлер жедел түрде бұғатталды", "internet-shutdown"),  # жедел is not жеделдету
+    ("Алматыда тең құқық талап еткен митинг өтті", "kz-unrest"),  # тең is not теңге
+])
+def test_a_kazakh_excluding_word_is_not_cut_down_to_what_common_words_share(shipped, title, topic):
+    assert topic in topic_ids(shipped, title, "", "kk")
+
+
 def test_prefix_terms():
     m = small_topic()
     assert topic_ids(m, "Rioting in Almaty", "", "en") == {"t"}
