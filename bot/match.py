@@ -70,15 +70,17 @@ class Matcher:
 
     def __init__(self, topics: Sequence[Topic], watchwords: Sequence[WatchWord] = ()):
         self.topics = tuple(t for t in topics)
-        # Kazakh words the suffix stripper stops at: the rules' names, and every word of the
-        # groups that only exclude (NOT ...). Stripped blindly, an excluding word becomes a
-        # short stem that common words share (арна "channel" and арнайы "special" -> арн,
-        # апат "accident" and апа "mother" -> апа), and the exclusion hides true matches.
+        # Kazakh words the suffix stripper stops at: the rules' names, and the one-word terms
+        # of the groups that only exclude (NOT ...). Stripped blindly, such a word becomes a
+        # short stem that common words share (өрт "fire" and орталық "centre" -> орт), and the
+        # exclusion hides true matches. (Not the words of phrases: a phrase's own form would
+        # then stop there too, and "аккаунты" would no longer be "аккаунт".)
         self._kk_lexicon = KK_LEXICON | frozenset(
             fold_word(w).translate(KK_FOLD)
             for t in self.topics for g in t.groups
             for term in [*g.terms.get("kk", ()), *(x for p in g.parts for x in p.terms.get("kk", ()))]
-            for w in lang_mod.words(term.text) if w[:1].isupper() or g.name not in t.positive
+            for w in lang_mod.words(term.text)
+            if w[:1].isupper() or (g.name not in t.positive and not term.is_phrase)
         )
         self._topic_slots: list[tuple[str, _Slot]] = []
         for ti, topic in enumerate(self.topics):
