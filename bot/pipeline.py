@@ -368,8 +368,9 @@ class Pipeline:
                      for (entry, key, url, chash), (lang, *_rest) in zip(fresh, analysed)]
             by_item = {id(item): a for item, a in zip(items, analysed)}
             # oldest first (feeds list the newest first): ids follow time within a feed, and stories
-            # are filed in the order the events happened, the order they are tuned on
-            items.sort(key=lambda i: i.published if i.published is not None and i.published <= now else now)
+            # are filed in the order the events happened (their own idea of it), the order they are tuned on
+            from .stories import item_time
+            items.sort(key=item_time)
             for item in self.store.insert_items(items):  # an identity stored meanwhile is left out
                 _lang, matches, concepts, fp = by_item[id(item)]
                 if matches:
