@@ -45,7 +45,8 @@ certainly hold nothing, which is most of them (a band meets another only for a
 near-duplicate); rows another connection writes are read into it by item id
 (``PRAGMA data_version`` says when). Every :data:`PRUNE_EVERY` assignments, a
 slice of about :data:`PRUNE_ITEMS` items of the oldest whole day the window can
-no longer reach leaves the index (:meth:`StoryIndex.prune`, deleting ranges);
+no longer reach (two windows behind the newest item filed, or behind the clock
+when that is earlier) leaves the index (:meth:`StoryIndex.prune`, deleting ranges);
 their stories stay.
 
 Where the work runs: :func:`fingerprint` is pure and its result (with the LSH
@@ -1110,7 +1111,9 @@ class StoryIndex:
         self._assigned += 1
         if self._assigned - self._last_prune >= PRUNE_EVERY:
             self._last_prune = self._assigned
-            self.prune(_epoch(now) - 2 * self.window_s, PRUNE_ITEMS)
+            # behind the newest item filed, not the clock: items of any age are filed (a feed's
+            # archive, a catch-up), and the window of those still to come reaches back from theirs
+            self.prune(min(_epoch(now), self._newest_t) - 2 * self.window_s, PRUNE_ITEMS)
         log.debug("story assigned item=%s story=%s new=%s score=%.2f", item.id, story_id, is_new, score)
         return Assignment(story_id=story_id, is_new=is_new, size=size, score=score)
 

@@ -265,6 +265,30 @@ def test_prune_takes_old_items_out_of_the_index_only(store, feeds):
     assert index.assign(late, set(), late.fetched).is_new
 
 
+def test_old_items_stay_in_the_index_while_a_cycle_files_them(store, feeds):
+    """The index is pruned behind the newest item filed, not behind the clock: a cycle of
+    items months old (an archive, a feed back after an outage) still folds them into stories."""
+    index = st.StoryIndex(store, 72)
+    now = T0 + timedelta(days=300)  # the clock, far after the items
+    first = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
+    sid = index.assign(first, set(), now).story_id
+    gen = Synthetic(seed=11)
+    for n in range(2 * st.PRUNE_EVERY):  # enough assignments for the index to be pruned twice
+        other = gen.item(n, feeds["Kursiv"], T0 + timedelta(minutes=5 + n))
+        with store.conn:
+            store.insert_item(other)
+        index.assign(other, set(), now)
+    second = put(store, feeds["Reuters"], *CURFEW["en"], "en", T0 + timedelta(hours=4))
+    assert index.assign(second, set(), now).story_id == sid
+    # pruning still happens: two windows behind the newest item, the first day leaves the index
+    late = gen.item(10_000, feeds["Kursiv"], T0 + timedelta(days=8))
+    with store.conn:
+        store.insert_item(late)
+    index.assign(late, set(), now)
+    assert index.prune(min(st._epoch(now), index._newest_t) - 2 * index.window_s, 1000) > 0
+    assert store.count("story_items", "WHERE item_id = ?", (first.id,)) == 0
+
+
 def test_lookup_reads_only_the_index(store, feeds, monkeypatch):
     """Candidates come from story_key_hits; nothing scans the stored items."""
     index = st.StoryIndex(store, 72)
