@@ -101,11 +101,17 @@ def _run(cfg, out, kept: Path | None) -> int:
                 print(f"  feed {f.name}: {f.error}", file=out)
 
         names = {t.id: t.name for t in cfg.topics}
+        # in the order the events happened (feeds answer in any order): the same output every run
+        from .stories import item_time
+
+        def when(n):
+            return (item_time(n.item), n.feed_name, n.item.title)
+
         by_story: dict[int, list] = defaultdict(list)
-        for n in matched:
+        for n in sorted(matched, key=when):
             by_story[n.story_id].append(n)
         print(f"\nMatched stories ({len(by_story)}):", file=out)
-        for story_id, members in sorted(by_story.items(), key=lambda kv: -len(kv[1])):
+        for story_id, members in sorted(by_story.items(), key=lambda kv: (-len(kv[1]), when(kv[1][0]))):
             topics = sorted({m.topic for n in members for m in n.matches})
             story_langs = sorted({n.item.lang.upper() for n in members})
             print(f"\n  story {story_id} · {len(members)} report(s) · {' '.join(story_langs)} · "
@@ -115,7 +121,7 @@ def _run(cfg, out, kept: Path | None) -> int:
                 print(f"    [{n.item.lang.upper()}] {n.item.title}", file=out)
                 print(f"         {n.feed_name} — matched {why}", file=out)
 
-        unmatched = [n for n in report.new_items if not n.matches]
+        unmatched = sorted((n for n in report.new_items if not n.matches), key=when)
         print(f"\nNot matched ({len(unmatched)}), for example:", file=out)
         for n in unmatched[:5]:
             print(f"    [{n.item.lang.upper()}] {n.item.title}", file=out)

@@ -95,6 +95,11 @@ class CycleReport:
 ProgressFn = Callable[[int, int, FeedReport], None]
 
 POOL_MIN_FEEDS = 16  # a cycle this large starts the worker processes (when [poll] workers > 0)
+# New items are filed into stories oldest first across the cycle's feeds, not feed by feed as
+# they arrive: they wait (stored, in no story yet) until this many have, or the cycle ends.
+FILE_BATCH = 2000
+FILE_CHUNK = 100  # items filed in one transaction; the event loop runs between chunks
+BACKLOG_MAX = 5000  # items left in no story by an earlier cycle, filed at most per cycle
 
 
 class Pipeline:
@@ -118,6 +123,9 @@ class Pipeline:
         self._pool_wanted = False
         self._spec: tuple[Any, str, bytes] | None = None  # (watch words it was made from, digest, pickle)
         self._fp_ok = stories is not None  # workers compute the story fingerprints (assign(..., fp=))
+        self._unfiled: list[tuple[NewItem, set, Any]] = []  # (new item, concepts, fingerprint) to file
+        self._filing: asyncio.Lock | None = None  # one filing at a time, so batches go in order
+        self._started = utcnow()  # of the cycle
         from .match import Matcher
         self._matcher_portable = type(matcher) is Matcher  # a real Matcher can be rebuilt in a worker
 
@@ -163,6 +171,11 @@ class Pipeline:
             report.finished = now
             return report
         cycle_id = self.store.start_cycle(now)
+        self._unfiled = []
+        self._filing = asyncio.Lock()
+        self._started = now
+        if self.stories is not None:
+            self._file_backlog(now)
         own_fetcher = self.fetcher is None
         fetcher = self.fetcher or fetch_mod.Fetcher(self.cfg.poll)
         threads = None
@@ -191,6 +204,7 @@ class Pipeline:
                 await fetcher.__aexit__(None, None, None)
             if threads is not None:
                 threads.shutdown(wait=False, cancel_futures=True)
+        await self._file_stories(self.clock(), everything=True)
         await self._translate_titles(report)
         report.finished = self.clock()
         self.store.finish_cycle(
@@ -312,13 +326,12 @@ class Pipeline:
                             new_items = self._store_entries(feed, fresh, analysed, now)
                         except Exception as exc:  # rolled back whole: the entries stay unseen for next time
                             log.exception("storing failed feed=%s", feed.id)
-                            if self.stories is not None:
-                                self.stories.forget()  # it may remember items that were rolled back
                             fr.error = result.error = _failure(exc)
                         # committed: from here on the cycle reports them (and the service alerts them),
                         # whatever happens to the rest of this feed
                         fr.new = len(new_items)
                         report.new_items.extend(new_items)
+                        await self._file_stories(now)
         if result.permanent_url and self.store.url_taken(result.permanent_url, feed.id):
             result.permanent_url = None  # another feed already has that address
         state = fetch_mod.schedule(feed, result, len(new_items), now, self.cfg.poll, self.rng)
@@ -360,15 +373,16 @@ class Pipeline:
 
     def _store_entries(self, feed: Feed, fresh: list[tuple], analysed: list[Analysis],
                        now: datetime) -> list[NewItem]:
-        """Store the fresh entries (an identity stored meanwhile wins); return them, matched and in stories."""
+        """Store the fresh entries (an identity stored meanwhile wins) and their matches; return them.
+        They join the items waiting to be filed into stories (:meth:`_file_stories`)."""
         out: list[NewItem] = []
+        unfiled = []
         with self.store.conn:
             items = [Item(feed_id=feed.id, key=key, url=url, title=entry.title, summary=entry.summary, lang=lang,
                           published=entry.published, fetched=now, content_hash=chash, guid=entry.guid)
                      for (entry, key, url, chash), (lang, *_rest) in zip(fresh, analysed)]
             by_item = {id(item): a for item, a in zip(items, analysed)}
-            # oldest first (feeds list the newest first): ids follow time within a feed, and stories
-            # are filed in the order the events happened (their own idea of it), the order they are tuned on
+            # oldest first (feeds list the newest first): ids follow time within a feed
             from .stories import item_time
             items.sort(key=item_time)
             for item in self.store.insert_items(items):  # an identity stored meanwhile is left out
@@ -376,19 +390,93 @@ class Pipeline:
                 if matches:
                     self.store.save_matches(item.id, matches)
                 new = NewItem(item=item, feed_name=feed.name, matches=matches)
-                if self.stories is not None:
-                    translation = None
-                    if self.translator is not None and item.lang != "en":
-                        translation = self.translator.cached(item.title, item.lang, "en")
-                    if fp is not None and translation is None:
-                        assignment = self.stories.assign(item, concepts, now, fp=fp)
-                    else:  # a translation changes the fingerprint: computed here
-                        assignment = self.stories.assign(item, concepts, now, translation=translation)
-                    new.story_id = assignment.story_id
-                    new.story_is_new = assignment.is_new
-                    item.story_id = assignment.story_id
+                unfiled.append((new, concepts, fp))
                 out.append(new)
+        if self.stories is not None:  # (committed: a rollback above leaves nothing to file)
+            self._unfiled += unfiled
         return out
+
+    # -- stories ----------------------------------------------------------------------
+
+    async def _file_stories(self, now: datetime, *, everything: bool = False) -> None:
+        """File the waiting items into stories, oldest first (by :func:`bot.stories.item_time`), once
+        :data:`FILE_BATCH` wait, or all of them when ``everything``.
+
+        Filing is order-dependent and tuned on items in the order the events happened; feeds answer
+        in any order, and a cycle may bring items of any age. Sorting the cycle's items (in batches,
+        which bound the fingerprints held) files them as if they had come one by one, in time."""
+        if self.stories is None or self._filing is None:
+            return
+        async with self._filing:
+            while self._unfiled and (everything or len(self._unfiled) >= FILE_BATCH):
+                batch, self._unfiled = self._unfiled, []
+                batch.sort(key=lambda e: self._filing_order(e[0].item))
+                for start in range(0, len(batch), FILE_CHUNK):
+                    self._file_chunk(batch[start:start + FILE_CHUNK], now)
+                    await asyncio.sleep(0)  # (the bot and the fetches go on between chunks)
+
+    def _filing_order(self, item: Item) -> tuple:
+        """Oldest first; items without a date of their own (their time is when their feed answered)
+        and items of the last moments count as of the cycle's start, in feed order: the same order
+        whichever feed answered first."""
+        from .stories import item_time
+
+        return min(item_time(item), self._started), item.feed_id, item.id
+
+    def _file_chunk(self, chunk: list[tuple[NewItem, set, Any]], now: datetime) -> None:
+        """File items in one transaction; when that fails, each in its own (one bad item does not hold
+        back the rest). An item that fails stays in no story: the next cycle's backlog files it."""
+        conn = self.store.conn
+        try:
+            with conn:
+                if not conn.in_transaction:
+                    conn.execute("BEGIN")
+                for new, concepts, fp in chunk:
+                    self._file_one(new, concepts, fp, now)
+            return
+        except Exception:
+            log.exception("filing stories failed; filing the %d items one by one", len(chunk))
+            self._unfile(chunk)
+        for entry in chunk:
+            try:
+                with conn:
+                    self._file_one(*entry, now)
+            except Exception:
+                log.exception("filing an item failed item=%s (left for the next cycle)", entry[0].item.id)
+                self._unfile([entry])
+
+    def _unfile(self, entries) -> None:
+        """After a rollback: the items are in no story, and the index forgets what it held."""
+        self.stories.forget()
+        for new, *_rest in entries:
+            new.story_id = new.item.story_id = None
+            new.story_is_new = False
+
+    def _file_one(self, new: NewItem, concepts, fp, now: datetime) -> None:
+        item = new.item
+        translation = None
+        if self.translator is not None and item.lang != "en":
+            translation = self.translator.cached(item.title, item.lang, "en")
+        if fp is not None and translation is None:
+            assignment = self.stories.assign(item, concepts, now, fp=fp)
+        else:  # computed here: a translation changes the fingerprint (or no worker computed it)
+            assignment = self.stories.assign(item, concepts, now, translation=translation)
+        new.story_id = item.story_id = assignment.story_id
+        new.story_is_new = assignment.is_new
+
+    def _file_backlog(self, now: datetime) -> None:
+        """File the items an earlier cycle stored and left in no story (it died first, or its
+        filing failed), oldest first; their fingerprints are computed here."""
+        items = self.store.unfiled_items(BACKLOG_MAX)
+        if not items:
+            return
+        log.info("filing items left in no story by an earlier cycle items=%d first=%d", len(items), items[0].id)
+        items.sort(key=self._filing_order)
+        concepts_of = getattr(self.matcher, "concepts", None)
+        entries = [(NewItem(item=i, feed_name="", matches=[]),
+                    concepts_of(i.title, i.summary, i.lang) if concepts_of else set(), None) for i in items]
+        for start in range(0, len(entries), FILE_CHUNK):
+            self._file_chunk(entries[start:start + FILE_CHUNK], now)
 
     async def _translate_titles(self, report: CycleReport) -> None:
         """Fill ``title_target`` for the cycle's new items.

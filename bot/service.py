@@ -120,18 +120,18 @@ class Service:
         async with self._busy:
             mark = self.store.get_kv(ALERTS_MARK_KEY)
             if mark is None:  # the first cycle ever: nothing before it is owed an alert
-                self.store.set_kv(ALERTS_MARK_KEY, str(self.store.newest_item_id()))
+                mark = str(self.store.newest_item_id())
+                self.store.set_kv(ALERTS_MARK_KEY, mark)
             report = await self.pipeline.run_cycle(force=force)
             # items stored after the mark but not in this cycle's report: a cycle that died before its
             # alerts were planned (a crash, a kill), or another process's `poll`; planning them again
             # is harmless (an alert already recorded is not queued twice)
             newest = self.store.newest_item_id()
-            missed = self._unplanned(int(mark or newest), newest, {n.item.id for n in report.new_items})
+            missed = self._unplanned(int(mark), newest, {n.item.id for n in report.new_items})
             new_items = [*missed, *report.new_items]
             matched = [n for n in new_items if n.matches]
             if not report.feeds and not missed:
-                if mark != str(newest):  # (the tick when nothing is due writes nothing)
-                    self.store.set_kv(ALERTS_MARK_KEY, str(newest))
+                self._advance_mark(mark, newest)  # (the tick when nothing is due writes nothing)
                 return 0
             if self.translator is not None and matched:
                 # headlines for every reader language in use, before the alerts are rendered
@@ -139,12 +139,22 @@ class Service:
                 if langs:
                     await self.translator.warm([(n.item.title, n.item.lang) for n in matched], langs)
             queued = alerts.plan_alerts(self.store, self.cfg, new_items, self.clock(), self._cached)
-            self.store.set_kv(ALERTS_MARK_KEY, str(newest))
+            self._advance_mark(mark, newest)
             if queued and self.sender is not None:
                 self.sender.wake()
             log.info("cycle summary feeds=%d new=%d matched=%d alerts=%d errors=%d", len(report.feeds),
                      len(report.new_items), len(report.matched), queued, report.errors)
             return queued
+
+    def _advance_mark(self, mark: str, newest: int) -> None:
+        """Alerts are planned up to ``newest``; a recent matched item in no story yet (its filing
+        failed, or another process is still filing it) is alerted by a later cycle, once it is
+        filed: the mark stays below it."""
+        unfiled = self.store.first_unfiled_matched(
+            int(mark), newest, self.clock() - timedelta(hours=self.cfg.poll.alert_max_age_hours))
+        upto = str(unfiled - 1 if unfiled is not None else newest)
+        if upto != mark:
+            self.store.set_kv(ALERTS_MARK_KEY, upto)
 
     def _unplanned(self, after: int, upto: int, reported: set[int]) -> list:
         """The matched items in (after, upto] that no cycle of this process reported."""

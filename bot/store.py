@@ -619,6 +619,13 @@ class Store:
             "SELECT DISTINCT item_id FROM matches WHERE item_id > ? AND item_id <= ? ORDER BY item_id",
             (after, upto))]
 
+    def first_unfiled_matched(self, after: int, upto: int, fetched_since: datetime) -> int | None:
+        """The lowest id in (after, upto] of a matched item in no story yet, fetched since then."""
+        return self.conn.execute(
+            "SELECT min(id) FROM items WHERE story_id IS NULL AND id > ? AND id <= ? AND fetched >= ? "
+            "AND EXISTS (SELECT 1 FROM matches WHERE item_id = items.id)",
+            (after, upto, iso(fetched_since))).fetchone()[0]
+
     def item(self, item_id: int) -> Item | None:
         r = self.conn.execute(
             "SELECT feed_id, key_hash, url, title, summary, lang, published, fetched, content_hash, guid, id, "
@@ -629,6 +636,16 @@ class Store:
         return Item(feed_id=r[0], key=r[1], url=r[2], title=r[3], summary=r[4], lang=r[5],
                     published=from_iso(r[6]), fetched=from_iso(r[7]), content_hash=r[8], guid=r[9],
                     id=r[10], story_id=r[11])
+
+    def unfiled_items(self, limit: int) -> list[Item]:
+        """Stored items that are in no story yet (a cycle that died before filing them, or
+        another process's cycle still filing), the oldest stored first, at most ``limit``."""
+        rows = self.conn.execute(
+            "SELECT feed_id, key_hash, url, title, summary, lang, published, fetched, content_hash, guid, id "
+            "FROM items WHERE story_id IS NULL ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [Item(feed_id=r[0], key=r[1], url=r[2], title=r[3], summary=r[4], lang=r[5],
+                     published=from_iso(r[6]), fetched=from_iso(r[7]), content_hash=r[8], guid=r[9], id=r[10])
+                for r in rows]
 
     def count(self, table: str, where: str = "", params: tuple = ()) -> int:
         return self.conn.execute(f"SELECT count(*) FROM {table} {where}", params).fetchone()[0]
@@ -1455,7 +1472,8 @@ class Store:
             "SELECT m.topic, m.score, m.terms, i.id AS item_id, i.story_id, i.title, i.summary, i.lang, i.url, "
             "i.fetched, i.published, f.name AS feed_name "
             "FROM matches m JOIN items i ON i.id = m.item_id JOIN feeds f ON f.id = i.feed_id "
-            f"WHERE m.topic IN ({marks}) AND i.fetched > ? AND i.fetched <= ?{story_filter} ORDER BY i.fetched",
+            f"WHERE m.topic IN ({marks}) AND i.fetched > ? AND i.fetched <= ?{story_filter} "
+            "ORDER BY CASE WHEN i.published <= i.fetched THEN i.published ELSE i.fetched END, i.id",
             (*topics, iso(since) if since else "", iso(until), *story_params),
         )
         names = [d[0] for d in cur.description]
@@ -1547,7 +1565,8 @@ class Store:
         return counts
 
     def story_members(self, story_ids: Iterable[int]) -> dict[int, list[dict]]:
-        """Every item of these stories with its feed name, oldest first."""
+        """Every item of these stories with its feed name, oldest first: by when it was published
+        (when it was fetched for an item without a date, or with one after that), then by id."""
         ids = list(set(story_ids))
         out: dict[int, list[dict]] = {i: [] for i in ids}
         for start in range(0, len(ids), 500):
@@ -1556,7 +1575,8 @@ class Store:
             cur = self.conn.execute(
                 "SELECT i.story_id, i.id AS item_id, i.title, i.lang, i.url, i.fetched, i.published, "
                 "f.name AS feed_name FROM items i JOIN feeds f ON f.id = i.feed_id "
-                f"WHERE i.story_id IN ({marks}) ORDER BY i.fetched, i.id",
+                f"WHERE i.story_id IN ({marks}) ORDER BY CASE WHEN i.published <= i.fetched THEN i.published "
+                "ELSE i.fetched END, i.id",
                 chunk,
             )
             names = [d[0] for d in cur.description]

@@ -226,3 +226,46 @@ def test_alerts_owed_by_a_cycle_that_died_before_planning_them_are_planned_by_th
         assert len(outbox(world.store, 501)) == 1
     finally:
         service.pipeline.close()
+
+
+def test_a_matched_item_whose_story_failed_is_alerted_once_a_later_cycle_files_it(world):
+    from bot.service import Service
+
+    world.reader(502)
+    service = Service(world.cfg, world.store)
+    try:
+        asyncio.run(service.poll_once(force=True))  # nothing yet: the alert mark is set
+        with world.store.conn:  # the story of the CSTO report cannot be written this time
+            world.store.conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON stories WHEN NEW.headline LIKE 'CSTO sends%' "
+                                     "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END")
+        world.publish("en", [EN, QUIET])
+        assert asyncio.run(service.poll_once(force=True)) == 0  # stored and matched, in no story: no alert
+        stored = {t: s for t, s in world.store.conn.execute("SELECT title, story_id FROM items")}
+        assert stored[EN[1]] is None and stored[QUIET[1]] is not None
+        with world.store.conn:
+            world.store.conn.execute("DROP TRIGGER refuse")
+        # nothing new in the feeds: the cycle files the item left over, and its alert goes out
+        assert asyncio.run(service.poll_once(force=True)) == 1
+        sent = outbox(world.store, 502)
+        assert len(sent) == 1 and "peacekeeping troops" in sent[0]["text"]
+        assert asyncio.run(service.poll_once(force=True)) == 0
+        assert len(outbox(world.store, 502)) == 1
+    finally:
+        service.pipeline.close()
+
+
+def test_items_a_dead_cycle_left_in_no_story_are_filed_by_the_next(world):
+    world.publish("en", [EN, QUIET])
+    world.publish("ru", [RU])
+    world.poll()
+    # what a crash between storing and filing leaves: items stored in no story
+    with world.store.conn:
+        world.store.conn.execute("UPDATE items SET story_id = NULL")
+        world.store.conn.execute("DELETE FROM story_keys")
+        world.store.conn.execute("DELETE FROM story_items")
+        world.store.conn.execute("DELETE FROM stories")
+    world.pipeline.stories.forget()
+    assert len(world.store.unfiled_items(10)) == 3
+    world.poll()  # nothing new in the feeds
+    rows = dict(world.store.conn.execute("SELECT title, story_id FROM items"))
+    assert world.store.unfiled_items(10) == [] and rows[EN[1]] == rows[RU[1]] != rows[QUIET[1]]
