@@ -98,6 +98,7 @@ POOL_MIN_FEEDS = 16  # a cycle this large starts the worker processes (when [pol
 # New items are filed into stories oldest first across the cycle's feeds, not feed by feed as
 # they arrive: they wait (stored, in no story yet) until this many have, or the cycle ends.
 FILE_BATCH = 2000
+FILE_HOLD = 2 * FILE_BATCH  # with this many waiting, feeds wait for the filing (which bounds the memory held)
 FILE_CHUNK = 100  # items filed in one transaction; the event loop runs between chunks
 BACKLOG_MAX = 5000  # items left in no story by an earlier cycle, filed at most per cycle
 
@@ -231,7 +232,12 @@ class Pipeline:
             except Exception as exc:  # one feed's failure (the store refusing its state, say) ends only that feed
                 log.exception("feed processing failed feed=%s", feed.id)
                 fr.error = _failure(exc)
-            return fr
+            if len(self._unfiled) >= FILE_HOLD:
+                # back pressure: this feed keeps its slot (fetched bodies wait) until filing catches up
+                await self._file_stories(self.clock())
+        if not (self._filing and self._filing.locked()):  # (outside the slot: the worker goes on meanwhile)
+            await self._file_stories(self.clock())
+        return fr
 
     # -- where the CPU-bound work runs ------------------------------------------------
 
@@ -331,7 +337,6 @@ class Pipeline:
                         # whatever happens to the rest of this feed
                         fr.new = len(new_items)
                         report.new_items.extend(new_items)
-                        await self._file_stories(now)
         if result.permanent_url and self.store.url_taken(result.permanent_url, feed.id):
             result.permanent_url = None  # another feed already has that address
         state = fetch_mod.schedule(feed, result, len(new_items), now, self.cfg.poll, self.rng)
