@@ -170,3 +170,28 @@ def test_jobs_that_keep_killing_their_workers_fail_their_feeds_not_the_main_proc
             # with the workers left alone, the next cycle stores everything
             _, again = _run(cfg, store, pipeline)
             assert again.new_items and not any(f.error and "BrokenProcessPool" in f.error for f in again.feeds)
+
+
+def test_items_filed_in_small_batches_with_back_pressure_all_land_in_stories(served, tmp_path, monkeypatch):
+    """A cycle larger than a filing batch: batches are filed while feeds go on arriving, feeds
+    wait when too many items wait, and at the end every item is in a story, as the report says."""
+    import bot.pipeline as pipeline_mod
+
+    monkeypatch.setattr(pipeline_mod, "FILE_BATCH", 7)
+    monkeypatch.setattr(pipeline_mod, "FILE_HOLD", 14)
+    monkeypatch.setattr(pipeline_mod, "FILE_CHUNK", 3)
+    server, feeds = served
+    cfg = make_config(tmp_path, poll={**POLL, "workers": 1}, feeds=feeds, topics=TOPICS)
+    with Store(cfg.storage.path) as store:
+        store.sync_feeds(cfg.feeds)
+        with Pipeline.from_config(store, cfg) as pipeline:
+            _, report = _run(cfg, store, pipeline)
+        items, _errors = _outcome(store)  # (asserts that every stored item has a story)
+        assert len(report.new_items) == len(items) > 40 and store.unfiled_items(10) == []
+        on_rows = dict(store.conn.execute("SELECT id, story_id FROM items"))
+        assert {n.item.id: n.story_id for n in report.new_items} == on_rows
+        sizes = dict(store.conn.execute("SELECT id, item_count FROM stories"))
+        counted: dict[int, int] = {}
+        for story in on_rows.values():
+            counted[story] = counted.get(story, 0) + 1
+        assert counted == sizes
