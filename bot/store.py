@@ -779,23 +779,34 @@ class Store:
 
     _json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False), built once
 
-    def story_key_hits(self, keys: list[int], t_min: int, t_max: int, per_key: int, *,
-                       pairs: Iterable[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
-        """(key, item_id) rows under these index keys with a time in [t_min, t_max], the newest
-        ``per_key`` of each key and day, pair by pair, newest first. ``pairs``: only these
-        (day, key) pairs are read (the caller knows that the others hold nothing)."""
+    def story_candidates(self, query: dict[int, float], t_min: int, t_max: int, per_key: int, limit: int, *,
+                         pairs: Iterable[tuple[int, int]] | None = None) -> list[tuple[int, float]]:
+        """The ``limit`` items sharing the most weight of ``query`` ({index key: weight}):
+        (item_id, summed weight), heaviest first (ties: the highest item id first).
+
+        Read: the rows under the query's keys with a time in [t_min, t_max], the newest
+        ``per_key`` of each key and day (``pairs``: only these (day, key) pairs, the caller
+        knowing that the others hold nothing). The summing and ranking run in SQLite: a
+        lookup in a busy window reads hundreds of rows and returns a dozen."""
         if pairs is None:
             days = range(t_min // 86400, t_max // 86400 + 1)
-            pairs = [(d, k) for k in keys for d in days]
-        # one arm per (day, key): each a plain range of the primary key, newest first
-        arm = ("SELECT * FROM (SELECT key, item_id FROM story_keys WHERE day = ? AND key = ? "
+            pairs = [(d, k) for k in query for d in days]
+        pairs = list(pairs)
+        arm = ("SELECT item_id, ? AS w FROM (SELECT item_id FROM story_keys WHERE day = ? AND key = ? "
                "AND t BETWEEN ? AND ? ORDER BY t DESC, item_id DESC LIMIT ?)")
-        params: list = []
-        for d, k in pairs:
-            params += (d, k, t_min, t_max, per_key)
-        if not params:
-            return []
-        return self.conn.execute(" UNION ALL ".join([arm] * (len(params) // 5)), params).fetchall()
+        step = 400  # arms per statement (SQLite allows 500 in one compound SELECT)
+        chunks = [pairs[i:i + step] for i in range(0, len(pairs), step)]
+        ranked: dict[int, float] = {}
+        for chunk in chunks:
+            params: list = []
+            for d, k in chunk:
+                params += (query[k], d, k, t_min, t_max, per_key)
+            sql = f"SELECT item_id, sum(w) AS r FROM ({' UNION ALL '.join([arm] * len(chunk))}) GROUP BY item_id"
+            if len(chunks) == 1:
+                return self.conn.execute(sql + " ORDER BY r DESC, item_id DESC LIMIT ?", (*params, limit)).fetchall()
+            for item_id, r in self.conn.execute(sql, params):  # a window of many days: summed here
+                ranked[item_id] = ranked.get(item_id, 0.0) + r
+        return sorted(ranked.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:limit]
 
     def indexed_items_after(self, item_id: int) -> list[tuple[int, int, int, str, list[int] | None]]:
         """(item_id, story_id, t, packed fingerprint, index keys or None when not recorded) of the

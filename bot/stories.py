@@ -1289,15 +1289,11 @@ class StoryIndex:
         pairs = (self.filter.pairs(keys, days) if self._use_filter else [(d, k) for k in keys for d in days])
         if not pairs:
             return None, 0.0
-        hits = self.store.story_key_hits(keys, t_min, t_max, POSTINGS_PER_KEY, pairs=pairs)
-        if not hits:
+        # the candidates sharing the most key weight with the item (ranked by the store)
+        top = [i for i, _r in self.store.story_candidates(query, t_min, t_max, POSTINGS_PER_KEY, MAX_CANDIDATES,
+                                                          pairs=pairs)]
+        if not top:
             return None, 0.0
-        # rank candidates by the weight of the keys they share with the item
-        rank: dict[int, float] = {}
-        get = rank.get
-        for key, item_id in hits:
-            rank[item_id] = get(item_id, 0.0) + query[key]
-        top = [i for _r, i in sorted([(r, i) for i, r in rank.items()], reverse=True)[:MAX_CANDIDATES]]
         best_story, best = None, 0.0
         w = self.weights
         version = w.version

@@ -290,11 +290,11 @@ def test_old_items_stay_in_the_index_while_a_cycle_files_them(store, feeds):
 
 
 def test_lookup_reads_only_the_index(store, feeds, monkeypatch):
-    """Candidates come from story_key_hits; nothing scans the stored items."""
+    """Candidates come from story_candidates (the index); nothing scans the stored items."""
     index = st.StoryIndex(store, 72)
     calls = []
-    real = store.story_key_hits
-    monkeypatch.setattr(store, "story_key_hits", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = store.story_candidates
+    monkeypatch.setattr(store, "story_candidates", lambda *a, **k: calls.append(a) or real(*a, **k))
     monkeypatch.setattr(store, "indexed_items_since", lambda *a: pytest.fail("scanned the window"))
     index._loaded = True
     for n in range(5):
@@ -397,8 +397,8 @@ def test_lookups_skip_keys_the_index_does_not_hold(store, feeds, monkeypatch):
     first = put(store, feeds["Interfax"], *CURFEW["ru"], "ru", T0)
     index.assign(first, set(), first.fetched)
     calls = []
-    real = store.story_key_hits
-    monkeypatch.setattr(store, "story_key_hits", lambda *a, **k: calls.append(k["pairs"]) or real(*a, **k))
+    real = store.story_candidates
+    monkeypatch.setattr(store, "story_candidates", lambda *a, **k: calls.append(k["pairs"]) or real(*a, **k))
     other = put(store, feeds["Reuters"], "Wheat harvest sets a record in Kostanay",
                 "Farmers in Kostanay brought in 2,3 million tonnes of wheat by October 10.", "en",
                 T0 + timedelta(minutes=5))
