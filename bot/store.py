@@ -626,26 +626,25 @@ class Store:
             "AND EXISTS (SELECT 1 FROM matches WHERE item_id = items.id)",
             (after, upto, iso(fetched_since))).fetchone()[0]
 
-    def item(self, item_id: int) -> Item | None:
-        r = self.conn.execute(
-            "SELECT feed_id, key_hash, url, title, summary, lang, published, fetched, content_hash, guid, id, "
-            "story_id FROM items WHERE id = ?", (item_id,)
-        ).fetchone()
-        if r is None:
-            return None
+    _ITEM_COLUMNS = ("feed_id, key_hash, url, title, summary, lang, published, fetched, content_hash, guid, id, "
+                     "story_id")
+
+    @staticmethod
+    def _item(r) -> Item:
+        """An Item from a row of :data:`_ITEM_COLUMNS` (the key is its hash: the key itself is not kept)."""
         return Item(feed_id=r[0], key=r[1], url=r[2], title=r[3], summary=r[4], lang=r[5],
                     published=from_iso(r[6]), fetched=from_iso(r[7]), content_hash=r[8], guid=r[9],
                     id=r[10], story_id=r[11])
 
+    def item(self, item_id: int) -> Item | None:
+        r = self.conn.execute(f"SELECT {self._ITEM_COLUMNS} FROM items WHERE id = ?", (item_id,)).fetchone()
+        return self._item(r) if r is not None else None
+
     def unfiled_items(self, limit: int) -> list[Item]:
         """Stored items that are in no story yet (a cycle that died before filing them, or
         another process's cycle still filing), the oldest stored first, at most ``limit``."""
-        rows = self.conn.execute(
-            "SELECT feed_id, key_hash, url, title, summary, lang, published, fetched, content_hash, guid, id "
-            "FROM items WHERE story_id IS NULL ORDER BY id LIMIT ?", (limit,)).fetchall()
-        return [Item(feed_id=r[0], key=r[1], url=r[2], title=r[3], summary=r[4], lang=r[5],
-                     published=from_iso(r[6]), fetched=from_iso(r[7]), content_hash=r[8], guid=r[9], id=r[10])
-                for r in rows]
+        return [self._item(r) for r in self.conn.execute(
+            f"SELECT {self._ITEM_COLUMNS} FROM items WHERE story_id IS NULL ORDER BY id LIMIT ?", (limit,))]
 
     def count(self, table: str, where: str = "", params: tuple = ()) -> int:
         return self.conn.execute(f"SELECT count(*) FROM {table} {where}", params).fetchone()[0]
