@@ -12,8 +12,13 @@ fingerprint. That keeps the event loop (and the Telegram bot on it) responsive
 during a large cycle, and puts a second core to work. Starting the processes
 costs about a second, so a cycle of fewer than :data:`POOL_MIN_FEEDS` feeds is
 parsed and analysed in this process until the pool exists; ``workers = 0``
-never starts it. A worker that dies takes only its job with it: the job runs
-again here and the pool is rebuilt.
+never starts it. A worker that dies costs its jobs one more try in a rebuilt
+pool; a job that kills that one too fails its feed (it never runs here).
+
+Stories last: each feed's new items are stored with their matches as the feed
+arrives, and filed into stories oldest first across the cycle's feeds, in
+batches (:meth:`Pipeline._file_stories`), since filing is order-dependent and
+feeds answer in any order.
 """
 
 from __future__ import annotations
