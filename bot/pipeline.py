@@ -420,18 +420,20 @@ class Pipeline:
         async with self._filing:
             while self._unfiled and (everything or len(self._unfiled) >= FILE_BATCH):
                 batch, self._unfiled = self._unfiled, []
-                batch.sort(key=lambda e: self._filing_order(e[0].item))
+                order = self._filing_order()
+                batch.sort(key=lambda e: order(e[0].item))
                 for start in range(0, len(batch), FILE_CHUNK):
                     self._file_chunk(batch[start:start + FILE_CHUNK], now)
                     await asyncio.sleep(0)  # (the bot and the fetches go on between chunks)
 
-    def _filing_order(self, item: Item) -> tuple:
-        """Oldest first; items without a date of their own (their time is when their feed answered)
-        and items of the last moments count as of the cycle's start, in feed order: the same order
-        whichever feed answered first."""
+    def _filing_order(self) -> Callable[[Item], tuple]:
+        """The sort key of filing: oldest first; items without a date of their own (their time is
+        when their feed answered) and items of the last moments count as of the cycle's start, in
+        feed order: the same order whichever feed answered first."""
         from .stories import item_time
 
-        return min(item_time(item), self._started), item.feed_id, item.id
+        started = self._started
+        return lambda item: (min(item_time(item), started), item.feed_id, item.id)
 
     def _file_chunk(self, chunk: list[tuple[NewItem, set, Any]], now: datetime) -> None:
         """File items in one transaction; when that fails, each in its own (one bad item does not hold
@@ -481,7 +483,7 @@ class Pipeline:
         if not items:
             return
         log.info("filing items left in no story by an earlier cycle items=%d first=%d", len(items), items[0].id)
-        items.sort(key=self._filing_order)
+        items.sort(key=self._filing_order())
         concepts_of = getattr(self.matcher, "concepts", None)
         entries = [(NewItem(item=i, feed_name="", matches=[]),
                     concepts_of(i.title, i.summary, i.lang) if concepts_of else set(), None) for i in items]

@@ -353,6 +353,11 @@ def m010_feeds_listed(db: sqlite_utils.Database) -> None:
 # -- the store --------------------------------------------------------------
 
 
+# when an item happened, in SQL (as bot.stories.item_time, without its hour of slack): its
+# publication time, or when it was fetched for an item without a date or with one after that
+_EVENT_TIME = "CASE WHEN i.published <= i.fetched THEN i.published ELSE i.fetched END"
+
+
 class Store:
     """One SQLite database, opened with WAL and migrated to the newest schema."""
 
@@ -1483,7 +1488,7 @@ class Store:
             "i.fetched, i.published, f.name AS feed_name "
             "FROM matches m JOIN items i ON i.id = m.item_id JOIN feeds f ON f.id = i.feed_id "
             f"WHERE m.topic IN ({marks}) AND i.fetched > ? AND i.fetched <= ?{story_filter} "
-            "ORDER BY CASE WHEN i.published <= i.fetched THEN i.published ELSE i.fetched END, i.id",
+            f"ORDER BY {_EVENT_TIME}, i.id",
             (*topics, iso(since) if since else "", iso(until), *story_params),
         )
         names = [d[0] for d in cur.description]
@@ -1585,8 +1590,7 @@ class Store:
             cur = self.conn.execute(
                 "SELECT i.story_id, i.id AS item_id, i.title, i.lang, i.url, i.fetched, i.published, "
                 "f.name AS feed_name FROM items i JOIN feeds f ON f.id = i.feed_id "
-                f"WHERE i.story_id IN ({marks}) ORDER BY CASE WHEN i.published <= i.fetched THEN i.published "
-                "ELSE i.fetched END, i.id",
+                f"WHERE i.story_id IN ({marks}) ORDER BY {_EVENT_TIME}, i.id",
                 chunk,
             )
             names = [d[0] for d in cur.description]
