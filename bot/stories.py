@@ -71,6 +71,8 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
+from itertools import repeat
+from operator import xor
 from typing import Iterable
 
 from . import language
@@ -768,18 +770,26 @@ _MASKS = [int.from_bytes(hashlib.blake2b(f"newsbot-minhash-{i}".encode(), digest
           & 0xFFFFFFFFFFFFFFF for i in range(MINHASH_PERMS)]
 
 
-@lru_cache(maxsize=2 * language.WORD_CACHE)  # tokens and anchors
-def _h64(text: str) -> int:
+def _hash64(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
                           "big", signed=True)
 
 
+_h64 = lru_cache(maxsize=language.WORD_CACHE)(_hash64)  # anchors (index keys)
+
+
+@lru_cache(maxsize=language.WORD_CACHE)
+def _token_hash(token: str) -> int:
+    """A token's 60-bit hash, for MinHash."""
+    return _hash64(token) & 0xFFFFFFFFFFFFFFF
+
+
 def minhash(tokens: Iterable[str]) -> list[int]:
     """MinHash signature: for each mask, the least (token hash XOR mask)."""
-    hs = [_h64(t) & 0xFFFFFFFFFFFFFFF for t in tokens]
+    hs = list(map(_token_hash, tokens))
     if not hs:
         return []
-    return [min([h ^ m for h in hs]) for m in _MASKS]
+    return [min(map(xor, hs, repeat(m))) for m in _MASKS]
 
 
 _SPACES = {"en": 1, "ru": 2, "kk": 3}
