@@ -144,7 +144,9 @@ class Matcher:
         # phrases are anchored on their longest plain word (rarer than "в" or "of")
         self._anchor: dict[str, dict[str, list[tuple[int, int]]]] = {lang: {} for lang in LANGS}
         self._anchor_prefix: dict[str, dict[str, list[tuple[str, int, int]]]] = {lang: {} for lang in LANGS}
-        self._phrase_keys: dict[tuple[int, str], tuple[tuple[bool, Any], ...]] = {}
+        # phrase slot -> per word (is a prefix, folded prefix or the word's keys); a slot id
+        # belongs to one language
+        self._phrase_keys: list[tuple[tuple[bool, Any], ...] | None] = [None] * len(slots)
         self._loose: set[int] = set()  # phrase slots whose words may lie across punctuation
         for lang in LANGS:
             # anchor each phrase on its word whose key the fewest phrases and terms share
@@ -159,7 +161,7 @@ class Matcher:
                 if term.is_phrase:
                     if _BREAK.search(term.text):
                         self._loose.add(sid)  # a term with its own full stop ("U.S. embassy"): no boundary check
-                    self._phrase_keys[(sid, lang)] = tuple(
+                    self._phrase_keys[sid] = tuple(
                         (True, _fold_surface(w, lang)) if p else (False, frozenset(self._keys(w, lang)))
                         for w, p in zip(term.words, term.prefix)
                     )
@@ -256,14 +258,29 @@ class Matcher:
             done: set[int] = set()
             spans: list[tuple[int, int]] = []  # the words' (start, end) in text, found as far as needed
             words_at = None
+            phrase_keys = self._phrase_keys
+            end = len(ws)
             for i in phrase_at:
                 for sid, j in flags[i].phrases:
                     key = slot_key[sid]
                     if key in done:
                         continue  # the group already has a phrase here: its other phrases add nothing
                     start = i - j
-                    n = self._phrase_len(sid, lang, ws, flags, start)
-                    if n:
+                    want = phrase_keys[sid]
+                    n = len(want)
+                    if start < 0 or start + n > end:
+                        continue
+                    # each word of the phrase in turn: a prefix of the folded word, or a shared key
+                    at = start
+                    for is_prefix, k in want:
+                        e = flags[at]  # the word's entry, or 0 for a word that hits nothing by itself
+                        if is_prefix:
+                            if not (e.folded if e else _fold_surface(ws[at], lang)).startswith(k):
+                                break
+                        elif k.isdisjoint(e.keys if e else self._keys(ws[at], lang)):
+                            break
+                        at += 1
+                    else:
                         last = start + n - 1
                         if last >= len(spans):
                             if words_at is None:
@@ -277,20 +294,6 @@ class Matcher:
         if found:
             found[_WORDS] = ws
         return found
-
-    def _phrase_len(self, sid: int, lang: str, ws: list[str], flags: list, start: int) -> int:
-        want = self._phrase_keys[(sid, lang)]
-        if start < 0 or start + len(want) > len(ws):
-            return 0
-        for j, (is_prefix, key) in enumerate(want):
-            e = flags[start + j]  # the word's entry, or 0 for a word that hits nothing by itself
-            w = ws[start + j]
-            if is_prefix:
-                if not (e.folded if e else _fold_surface(w, lang)).startswith(key):
-                    return 0
-            elif key.isdisjoint(e.keys if e else self._keys(w, lang)):
-                return 0
-        return len(want)
 
     # -- public ---------------------------------------------------------------------
 
