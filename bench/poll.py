@@ -7,7 +7,8 @@ Last-Modified). In this process, one run measures:
 
 * cold cycle: ``Pipeline.run_cycle`` into a fresh SQLite file (fetch, parse,
   dedupe, language detection, matching against the repository's topics,
-  stories, store), every feed new;
+  stories, store), every feed new, each new item written out as a JSON line
+  (to /dev/null) as ``python -m bot poll --json`` does;
 * warm cycle: the same again, every feed answering 304;
 * baseline: a plain sequential ``feedparser.parse(url)`` loop over the same N
   URLs (fetch and parse only, nothing stored);
@@ -148,11 +149,16 @@ def _config(db: Path, urls: list[str], workers: int | None = None):
 
 
 async def _cycle(store, cfg, bare: bool = False):
+    """One cycle as ``python -m bot poll --json`` runs it, the JSON lines going to /dev/null."""
+    from bot.__main__ import _JsonLines
     from bot.pipeline import Pipeline
 
     pipeline = Pipeline(store, cfg) if bare else Pipeline.from_config(store, cfg)
-    with pipeline:
-        return await pipeline.run_cycle(force=True)
+    with pipeline, open(os.devnull, "w", encoding="utf-8") as sink:
+        lines = _JsonLines(sink)
+        report = await pipeline.run_cycle(force=True, on_item=lines.write)
+        lines.close()
+        return report
 
 
 def _fetch_parse_only(urls: list[str], poll, workers: int) -> tuple[float, int]:
@@ -245,9 +251,9 @@ def main(argv: list[str] | None = None) -> int:
             warm_304 = sum(1 for f in warm.feeds if f.not_modified)
             print(f"feeds: {n} x {ITEMS} items on {args.hosts} loopback hosts, {os.cpu_count()} cores")
             print(f"cold cycle: {cold_s:.2f} s, {n / cold_s:.1f} feeds/s "
-                  f"({stored} items stored, {len(cold.new_items)} new, {cold_err} feed errors)")
+                  f"({stored} items stored, {cold.new_count} new, {cold_err} feed errors)")
             print(f"warm cycle (all 304): {warm_s:.2f} s, {n / warm_s:.1f} feeds/s "
-                  f"({warm_304}/{n} not modified, {len(warm.new_items)} new); "
+                  f"({warm_304}/{n} not modified, {warm.new_count} new); "
                   f"{cold_s / warm_s:.1f}x faster than cold (target >= 20x)")
             print(f"RSS after the cold cycle: {rss_cold:.0f} MB; peak RSS over both cycles: "
                   f"{rss_after_cycles:.0f} MB (this process; target < 300 MB)")

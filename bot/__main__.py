@@ -227,16 +227,52 @@ def cmd_poll(args) -> int:
         progress = None
         if not args.json:
             progress = _progress_printer()
+        # items are written out as they are finished, not held until the end of the cycle
+        writer = _JsonLines(sys.stdout) if args.json else None
         with Pipeline.from_config(store, cfg) as pipeline:
-            report = asyncio.run(pipeline.run_cycle(force=True, progress=progress))
-    if args.json:
-        out = sys.stdout
-        for new in report.new_items:
-            out.write(json.dumps(item_json(new), ensure_ascii=False) + "\n")
-        out.flush()
+            report = asyncio.run(pipeline.run_cycle(force=True, progress=progress,
+                                                    on_item=writer.write if writer else _ignore))
+    if writer is not None:
+        writer.close()
     else:
         _print_poll_summary(report)
     return 0
+
+
+def _ignore(_new) -> None:
+    pass
+
+
+class _JsonLines:
+    """``poll --json``'s output: one line per item. When the reader goes away (``| head``),
+    the rest is dropped quietly and the cycle still completes."""
+
+    def __init__(self, out):
+        self.out = out
+        self.closed = False
+        self._encode = json.JSONEncoder(ensure_ascii=False).encode
+
+    def write(self, new) -> None:
+        if self.closed:
+            return
+        try:
+            self.out.write(self._encode(item_json(new)) + "\n")
+        except BrokenPipeError:
+            self._gone()
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self.out.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.closed = True
+        try:  # (the interpreter flushes stdout at exit: point it at nothing first)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.out.fileno())
+        except (OSError, ValueError):
+            pass
 
 
 def _progress_printer():
@@ -265,7 +301,7 @@ def _print_poll_summary(report) -> None:
             result += " (retired)"
         print(f"{f.name:<{width}}  {f.new:>5}  {result}")
     secs = (report.finished - report.started).total_seconds() if report.finished else 0
-    print(f"{len(report.feeds)} feeds, {len(report.new_items)} new items, {len(report.matched)} matched, "
+    print(f"{len(report.feeds)} feeds, {report.new_count} new items, {report.matched_count} matched, "
           f"{report.errors} errors in {secs:.1f}s")
 
 

@@ -80,13 +80,17 @@ class CycleReport:
     started: datetime
     finished: datetime | None = None
     feeds: list[FeedReport] = field(default_factory=list)
+    # every new item; or, when the cycle handed its items out as it went (run_cycle(on_item=...)),
+    # the matched ones only
     new_items: list[NewItem] = field(default_factory=list)
+    new_count: int = 0  # new items stored
+    matched_count: int = 0  # of which matched a topic or a watch word
 
     def __repr__(self) -> str:
         # short on purpose: asyncio.run() formats the finished task (result included) when it
         # restores the SIGINT handler, and a full repr of 50,000 items costs seconds and megabytes
         return (f"CycleReport(started={self.started.isoformat()}, feeds={len(self.feeds)}, "
-                f"new_items={len(self.new_items)}, errors={self.errors})")
+                f"new={self.new_count}, matched={self.matched_count}, errors={self.errors})")
 
     @property
     def errors(self) -> int:
@@ -132,6 +136,7 @@ class Pipeline:
         self._unfiled: list[tuple[NewItem, set, Any]] = []  # (new item, concepts, fingerprint) to file
         self._filing: asyncio.Lock | None = None  # one filing at a time, so batches go in order
         self._started = utcnow()  # of the cycle
+        self._on_item: Callable[[NewItem], None] | None = None
         from .match import Matcher
         self._matcher_portable = type(matcher) is Matcher  # a real Matcher can be rebuilt in a worker
 
@@ -168,8 +173,14 @@ class Pipeline:
         return cls(store, cfg, **stages)
 
     async def run_cycle(self, *, force: bool = False, now: datetime | None = None,
-                        progress: ProgressFn | None = None) -> CycleReport:
-        """Poll the due feeds (every active feed when ``force``) once."""
+                        progress: ProgressFn | None = None,
+                        on_item: Callable[[NewItem], None] | None = None) -> CycleReport:
+        """Poll the due feeds (every active feed when ``force``) once.
+
+        ``on_item``: called once for each new item when it is complete (in its story, its title
+        in the reader language where there is one): an unmatched item as soon as it is filed,
+        the matched ones at the end, once their titles are translated. The report then keeps
+        only the matched items, so a cycle of 50,000 new items does not hold them all."""
         now = now or self.clock()
         report = CycleReport(started=now)
         feeds = self.store.feeds() if force else self.store.due_feeds(now)
@@ -177,6 +188,7 @@ class Pipeline:
             report.finished = now
             return report
         cycle_id = self.store.start_cycle(now)
+        self._on_item = on_item
         self._unfiled = []
         self._filing = asyncio.Lock()
         self._started = now
@@ -212,19 +224,32 @@ class Pipeline:
                 threads.shutdown(wait=False, cancel_futures=True)
         await self._file_stories(self.clock(), everything=True)
         await self._translate_titles(report)
+        if on_item is not None:
+            for new in report.new_items:  # the matched ones, now translated
+                self._hand_out(new)
+        self._on_item = None
         report.finished = self.clock()
         self.store.finish_cycle(
             cycle_id, report.finished, feeds=len(feeds),
             fetched=sum(1 for f in report.feeds if not f.error and not f.not_modified),
             not_modified=sum(1 for f in report.feeds if f.not_modified),
-            errors=report.errors, new_items=len(report.new_items),
-            matched=sum(1 for n in report.new_items if n.matches),
+            errors=report.errors, new_items=report.new_count, matched=report.matched_count,
         )
         log.info("cycle feeds=%d new=%d matched=%d errors=%d not_modified=%d seconds=%.2f",
-                 len(feeds), len(report.new_items), sum(1 for n in report.new_items if n.matches),
+                 len(feeds), report.new_count, report.matched_count,
                  report.errors, sum(1 for f in report.feeds if f.not_modified),
                  (report.finished - report.started).total_seconds())
         return report
+
+    def _hand_out(self, new: NewItem) -> None:
+        """Give a finished new item to the cycle's ``on_item`` (a failing consumer does not stop
+        the cycle: the item is stored and filed all the same)."""
+        if new.title_target is None and new.item.lang == self.cfg.translation.target:
+            new.title_target = new.item.title
+        try:
+            self._on_item(new)
+        except Exception:
+            log.exception("on_item failed item=%s", new.item.id)
 
     async def _poll_feed(self, fetcher, feed: Feed, slots: asyncio.Semaphore, threads: Executor | None,
                          report: CycleReport) -> FeedReport:
@@ -341,7 +366,16 @@ class Pipeline:
                         # committed: from here on the cycle reports them (and the service alerts them),
                         # whatever happens to the rest of this feed
                         fr.new = len(new_items)
-                        report.new_items.extend(new_items)
+                        report.new_count += len(new_items)
+                        report.matched_count += sum(1 for n in new_items if n.matches)
+                        if self._on_item is None:
+                            report.new_items.extend(new_items)
+                        else:
+                            report.new_items.extend(n for n in new_items if n.matches)
+                            if self.stories is None:  # nothing more to wait for
+                                for n in new_items:
+                                    if not n.matches:
+                                        self._hand_out(n)
         if result.permanent_url and self.store.url_taken(result.permanent_url, feed.id):
             result.permanent_url = None  # another feed already has that address
         state = fetch_mod.schedule(feed, result, len(new_items), now, self.cfg.poll, self.rng)
@@ -423,7 +457,7 @@ class Pipeline:
                 order = self._filing_order()
                 batch.sort(key=lambda e: order(e[0].item))
                 for start in range(0, len(batch), FILE_CHUNK):
-                    self._file_chunk(batch[start:start + FILE_CHUNK], now)
+                    self._file_chunk(batch[start:start + FILE_CHUNK], now, hand_out=True)
                     await asyncio.sleep(0)  # (the bot and the fetches go on between chunks)
 
     def _filing_order(self) -> Callable[[Item], tuple]:
@@ -435,9 +469,10 @@ class Pipeline:
         started = self._started
         return lambda item: (min(item_time(item), started), item.feed_id, item.id)
 
-    def _file_chunk(self, chunk: list[tuple[NewItem, set, Any]], now: datetime) -> None:
+    def _file_chunk(self, chunk: list[tuple[NewItem, set, Any]], now: datetime, *, hand_out: bool = False) -> None:
         """File items in one transaction; when that fails, each in its own (one bad item does not hold
-        back the rest). An item that fails stays in no story: the next cycle's backlog files it."""
+        back the rest). An item that fails stays in no story: the next cycle's backlog files it.
+        ``hand_out``: the items are this cycle's; the unmatched ones go to ``on_item`` once filed."""
         conn = self.store.conn
         try:
             with conn:
@@ -445,17 +480,20 @@ class Pipeline:
                     conn.execute("BEGIN")
                 for new, concepts, fp in chunk:
                     self._file_one(new, concepts, fp, now)
-            return
         except Exception:
             log.exception("filing stories failed; filing the %d items one by one", len(chunk))
             self._unfile(chunk)
-        for entry in chunk:
-            try:
-                with conn:
-                    self._file_one(*entry, now)
-            except Exception:
-                log.exception("filing an item failed item=%s (left for the next cycle)", entry[0].item.id)
-                self._unfile([entry])
+            for entry in chunk:
+                try:
+                    with conn:
+                        self._file_one(*entry, now)
+                except Exception:
+                    log.exception("filing an item failed item=%s (left for the next cycle)", entry[0].item.id)
+                    self._unfile([entry])
+        if hand_out and self._on_item is not None:
+            for new, *_rest in chunk:
+                if not new.matches:
+                    self._hand_out(new)
 
     def _unfile(self, entries) -> None:
         """After a rollback: the items are in no story, and the index forgets what it held."""

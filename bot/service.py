@@ -143,7 +143,7 @@ class Service:
             if queued and self.sender is not None:
                 self.sender.wake()
             log.info("cycle summary feeds=%d new=%d matched=%d alerts=%d errors=%d", len(report.feeds),
-                     len(report.new_items), len(report.matched), queued, report.errors)
+                     report.new_count, report.matched_count, queued, report.errors)
             return queued
 
     def _advance_mark(self, mark: str, newest: int) -> None:

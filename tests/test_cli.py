@@ -218,3 +218,31 @@ def test_log_lines_never_carry_the_token_or_the_translator_key(tmp_path):
                                "GET https://api.example/bot123456:bot-token-value/x?auth_key=%s failed",
                                ("deepl-key-0123456789:fx",), None)
     assert formatter.format(record) == "GET https://api.example/bot<secret>/x?auth_key=<secret> failed"
+
+
+def test_poll_json_into_a_reader_that_stops_early_still_completes_the_cycle(tmp_path):
+    """`poll --json | head -1`: the lines are written as items are finished; when the reader goes
+    away the rest are dropped quietly, and the cycle still stores and files everything."""
+    items = [(f"g{n}", f"Farmers in Kostanay region report harvest number {n}", f"Grain story {n}.")
+             for n in range(150)]
+    with FeedServer() as server:
+        server.route("/en.xml", Route(body=rss(items)))
+        cfg = tmp_path / "config.toml"
+        cfg.write_text('[storage]\npath = "bot.db"\n[translation]\nprovider = "none"\n'
+                       f'[[feeds]]\nurl = "{server.url("/en.xml")}"\nlang = "en"\nname = "Wire"\n'
+                       + topics_toml(), encoding="utf-8")
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("BOT_CONFIG", None)
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "poll", "--config", str(cfg), "--json"],
+                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = json.loads(proc.stdout.readline())
+        proc.stdout.close()  # as `head -1` does
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err and b"BrokenPipe" not in err
+    assert isinstance(first["story"], int)
+    from bot.store import Store
+
+    with Store(tmp_path / "bot.db") as store:
+        assert store.count("items") == 150
+        assert store.count("items", "WHERE story_id IS NULL") == 0

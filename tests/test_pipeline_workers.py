@@ -195,3 +195,47 @@ def test_items_filed_in_small_batches_with_back_pressure_all_land_in_stories(ser
         for story in on_rows.values():
             counted[story] = counted.get(story, 0) + 1
         assert counted == sizes
+
+
+def test_on_item_hands_out_every_new_item_once_finished_and_the_report_keeps_the_matched(served, tmp_path,
+                                                                                        monkeypatch):
+    """run_cycle(on_item=...) (what `poll --json` uses): each new item is handed out once, in its
+    story; the unmatched ones as they are filed, the matched ones at the end; the report holds the
+    matched ones only and counts them all. A failing consumer does not stop the cycle."""
+    import bot.pipeline as pipeline_mod
+
+    monkeypatch.setattr(pipeline_mod, "FILE_BATCH", 10)  # several filings in the cycle
+    monkeypatch.setattr(pipeline_mod, "FILE_HOLD", 20)
+    server, feeds = served
+    outcomes = {}
+    for name, consumer in (("collect", None), ("failing", "fail")):
+        cfg = make_config(tmp_path / name, poll={**POLL, "workers": 1}, feeds=feeds, topics=TOPICS)
+        (tmp_path / name).mkdir()
+        handed = []
+        filed_then = []
+
+        def on_item(new, consumer=consumer, handed=handed, filed_then=filed_then, store_path=cfg.storage.path):
+            handed.append(new)
+            with Store(store_path) as reader:  # what is committed when the item is handed out
+                filed_then.append(reader.conn.execute("SELECT story_id FROM items WHERE id = ?",
+                                                      (new.item.id,)).fetchone()[0])
+            if consumer == "fail":
+                raise RuntimeError("the consumer broke")
+
+        with Store(cfg.storage.path) as store:
+            store.sync_feeds(cfg.feeds)
+            with Pipeline.from_config(store, cfg) as pipeline:
+                report = asyncio.run(pipeline.run_cycle(force=True, on_item=on_item))
+            items, _errors = _outcome(store)  # (asserts every stored item is in a story)
+            on_rows = dict(store.conn.execute("SELECT id, story_id FROM items"))
+        ids = [n.item.id for n in handed]
+        assert len(ids) == len(set(ids)) == len(on_rows) == report.new_count > 40
+        assert {n.item.id: n.story_id for n in handed} == on_rows
+        assert filed_then == [n.story_id for n in handed]  # in its story, committed, when handed out
+        matched = [n for n in handed if n.matches]
+        assert len(matched) == report.matched_count > 5
+        assert report.new_items == matched  # only the matched ones are held
+        assert handed[-len(matched):] == matched  # ... and handed out last
+        assert all(n.title_target == n.item.title for n in handed if n.item.lang == "en")
+        outcomes[name] = items
+    assert outcomes["collect"] == outcomes["failing"]
