@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import logging
 import random
+import socket
 import ssl
 import time
 import zlib
@@ -61,6 +62,27 @@ def _describe(exc: Exception) -> str:
     """``Name: message``, or the name alone when there is no message (a bare ReadError)."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _connect_failure(exc: httpx.ConnectError) -> str:
+    """Why a connection failed, in words an operator can act on: a name that does not
+    resolve, a port that refuses, or the library's own message."""
+    try:
+        url = exc.request.url
+        where = f"{url.host}:{url.port}" if url.port else url.host
+    except RuntimeError:  # (no request attached)
+        url, where = None, "the server"
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> the OSError underneath
+        cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            break
+        if isinstance(cause, socket.gaierror):
+            host = url.host if url is not None else "the host"
+            return f"cannot resolve {host} ({cause.strerror or cause})"
+        if isinstance(cause, ConnectionRefusedError):
+            return f"{where} refused the connection"
+    return str(exc) or type(exc).__name__
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -263,7 +285,7 @@ class Fetcher:
         except httpx.TimeoutException as exc:
             result.error = f"fetch: timed out ({type(exc).__name__})"
         except httpx.ConnectError as exc:
-            result.error = f"fetch: cannot connect: {exc or type(exc).__name__}"
+            result.error = f"fetch: cannot connect: {_connect_failure(exc)}"
         except httpx.HTTPError as exc:
             result.error = f"fetch: {_describe(exc)}"
         except httpx.InvalidURL as exc:

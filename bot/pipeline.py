@@ -469,7 +469,8 @@ class Pipeline:
         started = self._started
         return lambda item: (min(item_time(item), started), item.feed_id, item.id)
 
-    def _file_chunk(self, chunk: list[tuple[NewItem, set, Any]], now: datetime, *, hand_out: bool = False) -> None:
+    def _file_chunk(self, chunk: list[tuple[NewItem, set, Any]], now: datetime, *,
+                    hand_out: bool = False) -> None:
         """File items in one transaction; when that fails, each in its own (one bad item does not hold
         back the rest). An item that fails stays in no story: the next cycle's backlog files it.
         ``hand_out``: the items are this cycle's; the unmatched ones go to ``on_item`` once filed."""

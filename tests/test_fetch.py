@@ -10,6 +10,7 @@ import zlib
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
+import httpx
 import pytest
 
 from bot.config import PollConfig
@@ -113,8 +114,32 @@ async def test_failures_are_results_not_exceptions(feed_server, route, error):
 
 
 async def test_connection_refused():
-    r = await fetch(f"http://127.0.0.1:{free_port()}/feed.xml")
-    assert r.error.startswith("fetch: cannot connect") and r.status is None
+    port = free_port()
+    r = await fetch(f"http://127.0.0.1:{port}/feed.xml")
+    assert r.error == f"fetch: cannot connect: 127.0.0.1:{port} refused the connection" and r.status is None
+
+
+def test_a_name_that_does_not_resolve_is_said_so():
+    """(No DNS lookup in the tests: the exception is built as httpx raises it, an OSError
+    from getaddrinfo underneath httpcore's.)"""
+    import httpcore
+
+    from bot.fetch import _connect_failure
+
+    request = httpx.Request("GET", "https://news.example.invalid/rss.xml")
+    try:
+        try:
+            try:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            except socket.gaierror as exc:
+                raise httpcore.ConnectError(str(exc)) from exc
+        except httpcore.ConnectError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from exc
+    except httpx.ConnectError as exc:
+        assert _connect_failure(exc) == "cannot resolve news.example.invalid (Name or service not known)"
+    # anything else keeps the library's message
+    assert _connect_failure(httpx.ConnectError("boom", request=request)) == "boom"
+    assert _connect_failure(httpx.ConnectError("")) == "ConnectError"
 
 
 def raw_server(payload: bytes) -> tuple[str, socket.socket]:

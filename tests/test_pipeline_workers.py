@@ -214,7 +214,8 @@ def test_on_item_hands_out_every_new_item_once_finished_and_the_report_keeps_the
         handed = []
         filed_then = []
 
-        def on_item(new, consumer=consumer, handed=handed, filed_then=filed_then, store_path=cfg.storage.path):
+        def on_item(new, consumer=consumer, handed=handed, filed_then=filed_then,
+                    store_path=cfg.storage.path):
             handed.append(new)
             with Store(store_path) as reader:  # what is committed when the item is handed out
                 filed_then.append(reader.conn.execute("SELECT story_id FROM items WHERE id = ?",
