@@ -262,8 +262,11 @@ async def test_ptb_bot_sees_the_right_exceptions(botapi_server):
         photo = await bot.send_photo(6, png, caption="<b>chart</b>", parse_mode="HTML")
         assert (photo.photo[-1].width, photo.photo[-1].height) == (3, 2) and photo.caption == "chart"
         assert botapi_server.sent(6)[0]["photo_bytes"] == png
+    # (generous timeouts: on a loaded CI machine PTB's 5 s default has run out here)
+    slow_ok = telegram.request.HTTPXRequest(connect_timeout=30, read_timeout=30, pool_timeout=30)
     with pytest.raises(telegram.error.InvalidToken):
-        await telegram.Bot("1:wrong", base_url=botapi_server.base_url).get_me()
+        async with telegram.Bot("1:wrong", base_url=botapi_server.base_url, request=slow_ok) as wrong:
+            await wrong.get_me()
 
 
 async def test_ptb_application_polls_and_answers(botapi_server):
