@@ -179,8 +179,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         # stdout closed early (e.g. piped into head): not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _point_at_nothing(sys.stdout)
         return 0
+
+
+def _point_at_nothing(stream) -> None:
+    """After a broken pipe: the interpreter flushes stdout at exit, so send it to /dev/null."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 # -- verbs --------------------------------------------------------------------
@@ -269,10 +277,7 @@ class _JsonLines:
 
     def _gone(self) -> None:
         self.closed = True
-        try:  # (the interpreter flushes stdout at exit: point it at nothing first)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self.out.fileno())
-        except (OSError, ValueError):
-            pass
+        _point_at_nothing(self.out)
 
 
 def _progress_printer():
