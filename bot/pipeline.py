@@ -33,12 +33,12 @@ import sqlite3
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from . import fetch as fetch_mod
 from .config import Config
-from .models import Feed, FetchResult, Item, Match, ParseResult, utcnow
+from .models import Feed, FetchResult, Item, Match, ParseResult, iso, utcnow
 from .store import Store, sha1, url_hash
 from .work import Analysis, Identities, _worker_start, analyse, analyse_job, parse_job
 
@@ -110,6 +110,12 @@ FILE_BATCH = 2000
 FILE_HOLD = 2 * FILE_BATCH  # with this many waiting, feeds wait for the filing (which bounds the memory held)
 FILE_CHUNK = 100  # items filed in one transaction; the event loop runs between chunks
 BACKLOG_MAX = 5000  # items left in no story by an earlier cycle, filed at most per cycle
+# An item whose filing fails is tried again by the next cycle; when that fails too, it waits
+# FILE_RETRY_FIRST, then twice as long after each further failure, up to FILE_RETRY_MAX (each
+# failure rolls back a transaction and reloads the story index: not something to repeat every cycle).
+FILE_RETRY_FIRST = timedelta(minutes=5)
+FILE_RETRY_MAX = timedelta(hours=6)
+FILE_FAILURES_KEPT = 10_000
 
 
 class Pipeline:
@@ -137,6 +143,7 @@ class Pipeline:
         self._filing: asyncio.Lock | None = None  # one filing at a time, so batches go in order
         self._started = utcnow()  # of the cycle
         self._on_item: Callable[[NewItem], None] | None = None
+        self._file_failures: dict[int, tuple[int, datetime]] = {}  # item id -> (failed filings, not before)
         from .match import Matcher
         self._matcher_portable = type(matcher) is Matcher  # a real Matcher can be rebuilt in a worker
 
@@ -489,12 +496,26 @@ class Pipeline:
                     with conn:
                         self._file_one(*entry, now)
                 except Exception:
-                    log.exception("filing an item failed item=%s (left for the next cycle)", entry[0].item.id)
+                    self._filing_failed(entry[0].item.id, now)
                     self._unfile([entry])
         if hand_out and self._on_item is not None:
             for new, *_rest in chunk:
                 if not new.matches:
                     self._hand_out(new)
+
+    def _filing_failed(self, item_id: int, now: datetime) -> None:
+        """Log a failed filing and say when the backlog may try the item again."""
+        failures = self._file_failures.get(item_id, (0, now))[0] + 1
+        wait = min(FILE_RETRY_FIRST * 2 ** (failures - 2), FILE_RETRY_MAX) if failures > 1 else timedelta(0)
+        self._file_failures.pop(item_id, None)  # (re-inserted: the dict stays in order of last failure)
+        self._file_failures[item_id] = (failures, now + wait)
+        if len(self._file_failures) > FILE_FAILURES_KEPT:  # items gone meanwhile (retention) are never filed
+            del self._file_failures[next(iter(self._file_failures))]
+        if failures == 1:
+            log.exception("filing an item failed item=%s (left for the next cycle)", item_id)
+        else:
+            log.exception("filing an item failed again item=%s failures=%d (tried again from %s)",
+                          item_id, failures, iso(now + wait))
 
     def _unfile(self, entries) -> None:
         """After a rollback: the items are in no story, and the index forgets what it held."""
@@ -514,11 +535,16 @@ class Pipeline:
             assignment = self.stories.assign(item, concepts, now, translation=translation)
         new.story_id = item.story_id = assignment.story_id
         new.story_is_new = assignment.is_new
+        if self._file_failures:
+            self._file_failures.pop(item.id, None)
 
     def _file_backlog(self, now: datetime) -> None:
         """File the items an earlier cycle stored and left in no story (it died first, or its
         filing failed), oldest first; their fingerprints are computed here."""
-        items = self.store.unfiled_items(BACKLOG_MAX)
+        held = {i for i, (_n, not_before) in self._file_failures.items() if not_before > now}
+        items = [i for i in self.store.unfiled_items(BACKLOG_MAX + len(held)) if i.id not in held][:BACKLOG_MAX]
+        if held:
+            log.info("items whose filing failed wait before another try items=%d", len(held))
         if not items:
             return
         log.info("filing items left in no story by an earlier cycle items=%d first=%d", len(items), items[0].id)

@@ -8,6 +8,7 @@ are fully stored, and the bad feed is recorded with its error and backed off
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 from datetime import timedelta
@@ -378,6 +379,45 @@ async def test_a_story_refused_mid_feed_leaves_its_item_for_the_next_cycle(world
     assert all(on_rows[i] == s for i, s in remembered.items())
     stories = {r[0] for r in w.store.conn.execute("SELECT id FROM stories")}
     assert set(remembered.values()) <= stories
+
+
+async def test_an_item_whose_filing_keeps_failing_is_tried_again_less_and_less_often(world, feed_server, caplog):
+    body = read_sample("markup_rss.xml")
+    w = world(feed_server.route("/refused.xml", body=body))
+    start = utcnow().replace(microsecond=0)
+    clock = [start]
+    pipeline = Pipeline.from_config(w.store, w.cfg, translator=None, rng=random.Random(7), clock=lambda: clock[0])
+    with w.store.conn:  # this item's story is refused until the trigger goes
+        w.store.conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON stories WHEN NEW.headline = 'Lists and tables' "
+                             "BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END")
+
+    async def cycle_at(minutes: float) -> int:
+        """A forced cycle at that time; how many times filing the refused item failed in it."""
+        clock[0] = start + timedelta(minutes=minutes)
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="bot.pipeline"):
+            await pipeline.run_cycle(force=True, now=clock[0])
+        return sum(1 for r in caplog.records if r.getMessage().startswith("filing an item failed"))
+
+    with pipeline:
+        assert await cycle_at(0) == 1  # new: its chunk fails, then the item alone
+        (left,) = w.store.unfiled_items(10)
+        assert left.title == "Lists and tables"
+        assert await cycle_at(1) == 1  # the next cycle tries again at once
+        assert await cycle_at(2) == 0  # failed twice: it waits 5 minutes
+        assert await cycle_at(5.5) == 0
+        assert await cycle_at(6.5) == 1  # then 10 minutes
+        assert await cycle_at(16) == 0
+        assert await cycle_at(17) == 1  # then 20
+        assert await cycle_at(36) == 0
+        assert w.store.unfiled_items(10) == [left]  # never lost: stored, waiting
+        with w.store.conn:
+            w.store.conn.execute("DROP TRIGGER refuse")
+        assert await cycle_at(37.5) == 0
+        assert w.store.item(left.id).story_id is not None and w.store.unfiled_items(10) == []
+        assert pipeline._file_failures == {}
+    # every other item of the feed was filed in the first cycle
+    assert w.store.count("items", "WHERE story_id IS NULL") == 0 and len(w.items(w.bad.id)) == count_items(body)
 
 
 async def test_feed_state_refused_after_items_stored_still_reports_them(world, feed_server):
