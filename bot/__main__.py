@@ -14,6 +14,7 @@ import os
 import sys
 import textwrap
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from . import config as config_mod
 from .errors import ConfigError, NewsBotError
@@ -280,12 +281,21 @@ class _JsonLines:
         _point_at_nothing(self.out)
 
 
+def _feed_label(fr) -> str:
+    """A feed's name; a feed named after its host (no name in the config) shows its path too,
+    so that two feeds of one site can be told apart."""
+    parts = urlsplit(fr.url or "")
+    if fr.name == parts.hostname and parts.path not in ("", "/"):
+        return fr.name + parts.path
+    return fr.name
+
+
 def _progress_printer():
     tty = sys.stderr.isatty()
 
     def show(done: int, total: int, fr) -> None:
         state = f"error: {fr.error}" if fr.error else ("not modified" if fr.not_modified else f"{fr.new} new")
-        line = f"[{done}/{total}] {fr.name}: {state}"
+        line = f"[{done}/{total}] {_feed_label(fr)}: {state}"
         if tty:
             sys.stderr.write("\r\033[K" + line[:200])
             if done == total:
@@ -298,13 +308,14 @@ def _progress_printer():
 
 
 def _print_poll_summary(report) -> None:
-    width = max((len(f.name) for f in report.feeds), default=4)
+    labels = {id(f): _feed_label(f) for f in report.feeds}
+    width = max((len(label) for label in labels.values()), default=4)
     print(f"{'feed':<{width}}  {'new':>5}  result")
-    for f in sorted(report.feeds, key=lambda f: f.name.lower()):
+    for f in sorted(report.feeds, key=lambda f: labels[id(f)].lower()):
         result = f.error or ("not modified" if f.not_modified else f"HTTP {f.status}")
         if f.retired:
             result += " (retired)"
-        print(f"{f.name:<{width}}  {f.new:>5}  {result}")
+        print(f"{labels[id(f)]:<{width}}  {f.new:>5}  {result}")
     secs = (report.finished - report.started).total_seconds() if report.finished else 0
     print(f"{len(report.feeds)} feeds, {report.new_count} new items, {report.matched_count} matched, "
           f"{report.errors} errors in {secs:.1f}s")

@@ -127,6 +127,22 @@ def test_poll_again_reports_nothing_new_and_shows_a_summary(polled):
     assert "[3/3]" in summary.stderr  # progress while it works
 
 
+def test_poll_summary_tells_apart_unnamed_feeds_of_one_host(tmp_path):
+    with FeedServer() as server:
+        server.route("/world.xml", Route(body=rss([("w1", "Grain prices steady", "Markets were calm.")])))
+        server.route("/region.xml", Route(status=404, body=b"no such feed"))
+        cfg = tmp_path / "config.toml"
+        cfg.write_text('[storage]\npath = "bot.db"\n[translation]\nprovider = "none"\n'
+                       + "".join(f'[[feeds]]\nurl = "{server.url(p)}"\nlang = "en"\n'
+                                 for p in ("/world.xml", "/region.xml")), encoding="utf-8")
+        result = cli("poll", "--config", str(cfg), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:-1]}
+    assert set(rows) == {"127.0.0.1/world.xml", "127.0.0.1/region.xml"}
+    assert "HTTP 200" in rows["127.0.0.1/world.xml"] and "HTTP 404" in rows["127.0.0.1/region.xml"]
+    assert "127.0.0.1/region.xml: error: fetch: HTTP 404" in result.stderr  # the progress line
+
+
 def test_digest_dry_run_prints_valid_html_and_sends_nothing(polled):
     cfg, _, _ = polled
     result = cli("digest", "--config", str(cfg), "--dry-run", cwd=cfg.parent)
