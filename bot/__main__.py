@@ -236,6 +236,9 @@ def cmd_poll(args) -> int:
         progress = None
         if not args.json:
             progress = _progress_printer()
+            if not args.verbose:  # each failed feed has its progress line and summary row: not a log line too
+                for handler in logging.getLogger().handlers:
+                    handler.addFilter(_shown_by_progress)
         # items are written out as they are finished, not held until the end of the cycle
         writer = _JsonLines(sys.stdout) if args.json else None
         with Pipeline.from_config(store, cfg) as pipeline:
@@ -246,6 +249,10 @@ def cmd_poll(args) -> int:
     else:
         _print_poll_summary(report)
     return 0
+
+
+def _shown_by_progress(record: logging.LogRecord) -> bool:
+    return not (record.name == "bot.pipeline" and str(record.msg).startswith(("feed failed", "feed retired")))
 
 
 def _ignore(_new) -> None:
@@ -295,6 +302,8 @@ def _progress_printer():
 
     def show(done: int, total: int, fr) -> None:
         state = f"error: {fr.error}" if fr.error else ("not modified" if fr.not_modified else f"{fr.new} new")
+        if fr.retired:
+            state += " (retired)"
         line = f"[{done}/{total}] {_feed_label(fr)}: {state}"
         if tty:
             sys.stderr.write("\r\033[K" + line[:200])

@@ -141,6 +141,14 @@ def test_poll_summary_tells_apart_unnamed_feeds_of_one_host(tmp_path):
     assert set(rows) == {"127.0.0.1/world.xml", "127.0.0.1/region.xml"}
     assert "HTTP 200" in rows["127.0.0.1/world.xml"] and "HTTP 404" in rows["127.0.0.1/region.xml"]
     assert "127.0.0.1/region.xml: error: fetch: HTTP 404" in result.stderr  # the progress line
+    assert "feed failed" not in result.stderr  # and not a log line as well
+    with FeedServer() as server:  # with --json there is no progress: the log line says it
+        server.route("/region.xml", Route(status=404, body=b"no such feed"))
+        cfg.write_text(f'[storage]\npath = "bot.db"\n[[feeds]]\nurl = "{server.url("/region.xml")}"\nlang = "en"\n',
+                       encoding="utf-8")
+        result = cli("poll", "--config", str(cfg), "--json", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout == ""
+    assert re.search(r"WARNING bot.pipeline: feed failed .*region.xml.* error=fetch: HTTP 404", result.stderr)
 
 
 def test_digest_dry_run_prints_valid_html_and_sends_nothing(polled):
