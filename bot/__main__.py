@@ -199,6 +199,9 @@ def cmd_check(args) -> int:
     cfg = load_config(args)
     print(f"{cfg.path}: ok ({len(cfg.feeds)} feeds, {len(cfg.topics)} topics, "
           f"translation {cfg.translation.provider} -> {cfg.translation.target})")
+    if cfg.default_topics:
+        print(f"note: no [[topics]] in the file: the shipped topics apply ({', '.join(t.id for t in cfg.topics)}); "
+              "`topics = []` means none")
     if cfg.translation.provider != "none":
         from .translate import Translator
         from .store import Store
@@ -248,6 +251,9 @@ def cmd_poll(args) -> int:
         writer.close()
     else:
         _print_poll_summary(report)
+    if not report.feeds:
+        print("poll: no active feeds: add [[feeds]] to the config, or "
+              "`python -m bot feeds add URL --lang en|ru|kk`", file=sys.stderr)
     return 0
 
 

@@ -127,6 +127,7 @@ class Config:
     delivery: DeliveryConfig
     feeds: tuple[FeedConfig, ...]
     topics: tuple[Topic, ...]
+    default_topics: bool = False  # the file has no topics key: the shipped topics apply
 
     def topic(self, topic_id: str) -> Topic | None:
         return next((t for t in self.topics if t.id == topic_id), None)
@@ -303,13 +304,14 @@ def from_dict(raw: dict, path: Path = Path(DEFAULT_PATH), env: dict[str, str] | 
     retention = collect(_simple, raw, "retention", RetentionConfig)
     delivery = collect(_simple, raw, "delivery", DeliveryConfig)
     feeds = _feeds(raw.get("feeds", []), errors)
-    topics = _topics(raw.get("topics", []), errors)
+    default_topics = "topics" not in raw  # (``topics = []`` is a choice: no topics)
+    topics = _topics(raw["topics"] if not default_topics else [{"id": i} for i in _shipped_topics()], errors)
     if errors:
         first, *rest = errors
         raise ConfigError(first.key, first.problem, tuple(rest))
     return Config(path=path, storage=storage, telegram=telegram, translation=translation,
                   poll=poll, digest=digest, stories=stories, retention=retention,
-                  delivery=delivery, feeds=feeds, topics=topics)
+                  delivery=delivery, feeds=feeds, topics=topics, default_topics=default_topics)
 
 
 def _storage(raw: dict, path: Path) -> StorageConfig:

@@ -125,6 +125,25 @@ def test_a_shipped_topic_named_by_id_alone_gets_the_shipped_rules(tmp_path):
     assert unrest.expr == shipped["kz-unrest"].expr
 
 
+def test_a_file_without_topics_gets_the_shipped_ones_and_an_empty_list_means_none(tmp_path):
+    shipped = config.load(REPO / "config.toml", env={}).topics
+    bare = raw()
+    del bare["topics"]
+    cfg = config.from_dict(bare, path=tmp_path / "c.toml", env={})
+    assert cfg.default_topics and cfg.topics == shipped
+    assert [t.id for t in cfg.topics][:3] == ["kz-unrest", "csto-deployment", "internet-shutdown"]
+    none = config.from_dict(raw(topics=[]), path=tmp_path / "c.toml", env={})
+    assert none.topics == () and not none.default_topics
+    # `check` says which topics apply when the file names none
+    short = tmp_path / "short.toml"
+    short.write_text('[translation]\nprovider = "none"\n[[feeds]]\nurl = "https://example.org/a.xml"\nlang = "en"\n',
+                     encoding="utf-8")
+    result = _check(["--config", str(short)], env={"PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert f"ok (1 feeds, {len(shipped)} topics" in result.stdout
+    assert "the shipped topics apply (kz-unrest, csto-deployment, internet-shutdown" in result.stdout
+
+
 def test_topic_names_by_language_are_validated_and_come_with_the_shipped_rules(tmp_path):
     cfg = config.from_dict(raw(topics=[{"id": "kz-unrest"}, {"id": "csto-deployment", "name": "Troops"},
                                        {"id": "own", "name": "Floods", "names": {"ru": " Паводки ", "kk": "Су тасқыны"}}]),
