@@ -360,7 +360,7 @@ def _tables(raw: Any, name: str, build: Callable[[dict, str], Any],
             errors: list[ConfigError]) -> tuple:
     """An array of tables (``[[feeds]]``, ``[[topics]]``), each entry built by ``build(entry,
     where)``. An entry with the ``ident`` of an earlier one is the error ``same(value, where
-    the earlier one is, where)``. Each bad entry adds its (first) problem to ``errors`` and is
+    the earlier one is, where)``. Each bad entry adds its problems to ``errors`` and is
     left out."""
     if not isinstance(raw, list):
         errors.append(ConfigError(name, f"must be an array of tables ([[{name}]])"))
@@ -377,7 +377,7 @@ def _tables(raw: Any, name: str, build: Callable[[dict, str], Any],
             if key in seen:
                 raise same(value, seen[key], where)
         except ConfigError as exc:
-            errors.append(exc)
+            errors.extend(exc.errors)
             continue
         seen[key] = where
         out.append(value)
@@ -435,15 +435,26 @@ def _feeds(feeds_raw: Any, errors: list[ConfigError]) -> tuple[FeedConfig, ...]:
 
 
 def _feed(f: dict, where: str) -> FeedConfig:
+    """One [[feeds]] entry; every problem in it is reported, not only the first."""
     where += "."
-    _check_keys(f, {"url", "lang", "name", "interval_seconds"}, where)
+    problems: list[ConfigError] = []
+
+    def check(build: Callable[[], Any], default: Any = None) -> Any:
+        try:
+            return build()
+        except ConfigError as exc:
+            problems.append(exc)
+            return default
+
+    check(lambda: _check_keys(f, {"url", "lang", "name", "interval_seconds"}, where))
     for required in ("url", "lang"):
         if required not in f:
-            raise ConfigError(f"{where}{required}", "is required")
-    url = _http_url(_get(f, "url", where, str, ""), f"{where}url")
-    lang = _lang(_get(f, "lang", where, str, ""), f"{where}lang")
-    name = _get(f, "name", where, str, "") or (urlsplit(url).hostname or url)
-    interval = _get(f, "interval_seconds", where, int, None)
+            problems.append(ConfigError(f"{where}{required}", "is required"))
+    url = check(lambda: _http_url(_get(f, "url", where, str, ""), f"{where}url")) if "url" in f else None
+    lang = check(lambda: _lang(_get(f, "lang", where, str, ""), f"{where}lang")) if "lang" in f else None
+    name = check(lambda: _get(f, "name", where, str, ""), "")
+    interval = check(lambda: _get(f, "interval_seconds", where, int, None))
     if interval is not None:
-        _positive(interval, f"{where}interval_seconds")
-    return FeedConfig(url=url, lang=lang, name=name, interval_seconds=interval)
+        check(lambda: _positive(interval, f"{where}interval_seconds"))
+    _raise_all(problems)
+    return FeedConfig(url=url, lang=lang, name=name or urlsplit(url).hostname or url, interval_seconds=interval)

@@ -187,3 +187,19 @@ def test_every_problem_in_the_file_is_reported_at_once(tmp_path):
         "config error: feeds[0].url: must be an http or https URL, not 'ftp://example.org/a'",
         "config error: feeds[1].lang: must be one of en, ru, kk",
     ]
+
+
+def test_every_problem_of_one_feed_is_reported(tmp_path):
+    broken = raw(feeds=[{"url": "ftp://example.org/a", "lang": "de", "nmae": "typo", "interval_seconds": 0},
+                        {"name": 5}])
+    with pytest.raises(ConfigError) as err:
+        config.from_dict(broken, path=tmp_path / "c.toml", env={})
+    assert [(e.key, e.problem.split(",")[0]) for e in err.value.errors] == [
+        ("feeds[0].nmae", "unknown key (allowed: interval_seconds"),
+        ("feeds[0].url", "must be an http or https URL"),
+        ("feeds[0].lang", "must be one of en"),
+        ("feeds[0].interval_seconds", "must be greater than 0"),
+        ("feeds[1].url", "is required"),
+        ("feeds[1].lang", "is required"),
+        ("feeds[1].name", "must be a string"),
+    ]
