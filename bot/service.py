@@ -224,6 +224,7 @@ def run_service(cfg: Config) -> int:
 
         # the outbox sender has its own Bot on bot.delivery.LeanRequest (a fraction of httpx's CPU
         # per message); the Application's bot (httpx) answers the updates
+        log.info("connected to the Bot API as @%s", app.bot.username)
         sender_bot = make_bot(cfg, lean=True)
         await sender_bot.initialize()
         holder["sender_bot"] = sender_bot
@@ -266,6 +267,9 @@ def run_service(cfg: Config) -> int:
         return True
 
     logging.getLogger("telegram.ext").addFilter(no_traceback)  # (the logger PTB's retry loop uses)
+    # (PTB logs its tries at DEBUG: without this line a Bot API that cannot be reached looks like a hang)
+    log.info("connecting to the Bot API at %s (up to %d tries, about 30 s)", cfg.telegram.base_url,
+             BOOTSTRAP_RETRIES + 1)
     try:
         # a Bot API that cannot be reached at start is tried again for a while (PTB waits 1 s, then
         # half as long again each time up to 30 s); then the service exits for its supervisor to restart it

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -161,6 +162,9 @@ def test_subscribe_publish_one_alert_then_clean_stop(servers, service_factory, t
     # a quiet log: the scheduler's every job run and the ticks with no feed due say nothing
     log = svc.output()
     assert "cycle summary" in log and "executed successfully" not in log and "cycle feeds=0 " not in log
+    # while it waits for the Bot API it says so (PTB's own tries are DEBUG lines), then whom it is
+    assert re.search(r"INFO bot.service: connecting to the Bot API at http://127\.0\.0\.1:\d+/bot ", log), log
+    assert re.search(r"INFO bot.service: connected to the Bot API as @\w+", log), log
     db = sqlite3.connect(tmp_path / "bot.db")  # and record no cycle either
     try:
         assert db.execute("SELECT count(*) FROM cycles WHERE feeds = 0").fetchone()[0] == 0
