@@ -544,7 +544,7 @@ class Pipeline:
         held = {i for i, (_n, not_before) in self._file_failures.items() if not_before > now}
         items = [i for i in self.store.unfiled_items(BACKLOG_MAX + len(held)) if i.id not in held][:BACKLOG_MAX]
         if held:
-            log.info("items whose filing failed wait before another try items=%d", len(held))
+            log.debug("items whose filing failed wait before another try items=%d", len(held))
         if not items:
             return
         log.info("filing items left in no story by an earlier cycle items=%d first=%d", len(items), items[0].id)

@@ -222,9 +222,9 @@ def run_service(cfg: Config) -> int:
     async def post_init(app) -> None:
         from .delivery import make_bot
 
+        log.info("connected to the Bot API as @%s", app.bot.username)
         # the outbox sender has its own Bot on bot.delivery.LeanRequest (a fraction of httpx's CPU
         # per message); the Application's bot (httpx) answers the updates
-        log.info("connected to the Bot API as @%s", app.bot.username)
         sender_bot = make_bot(cfg, lean=True)
         await sender_bot.initialize()
         holder["sender_bot"] = sender_bot
