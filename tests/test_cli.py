@@ -151,6 +151,14 @@ def test_poll_summary_tells_apart_unnamed_feeds_of_one_host(tmp_path):
     assert re.search(r"WARNING bot.pipeline: feed failed .*region.xml.* error=fetch: HTTP 404", result.stderr)
 
 
+def test_poll_with_no_feeds_says_how_to_add_one(tmp_path):
+    (tmp_path / "config.toml").write_text('[storage]\npath = "bot.db"\n', encoding="utf-8")
+    result = cli("poll", "--config", str(tmp_path / "config.toml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "0 feeds, 0 new items" in result.stdout
+    assert "poll: no active feeds: add [[feeds]] to the config, or `python -m bot feeds add URL" in result.stderr
+
+
 def test_digest_dry_run_prints_valid_html_and_sends_nothing(polled):
     cfg, _, _ = polled
     result = cli("digest", "--config", str(cfg), "--dry-run", cwd=cfg.parent)
