@@ -189,6 +189,7 @@ class Service:
 
     async def retention_once(self) -> dict:
         counts = self.store.purge_older_than(self.clock() - timedelta(days=self.cfg.retention.days))
+        give_back_memory()
         if any(counts.values()):
             log.info("retention %s", " ".join(f"{k}={v}" for k, v in counts.items()))
         return counts
@@ -200,6 +201,30 @@ class Service:
         if self.translator is None or src == dst:
             return None
         return self.translator.cached(text, src, dst)
+
+
+def give_back_memory() -> bool:
+    """Ask the C allocator to hand its free pages back to the OS (glibc's ``malloc_trim``);
+    False where there is no such call (musl, macOS).
+
+    glibc keeps memory that SQLite and Python's large objects freed; after the hourly retention
+    run that can be tens of MB (bench.soak: a week ended at 169 MB instead of 194 MB)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if not _malloc_trim:
+        return False
+    _malloc_trim(0)
+    return True
+
+
+_malloc_trim = None
 
 
 # -- run ------------------------------------------------------------------------

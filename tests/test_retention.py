@@ -114,3 +114,13 @@ async def test_items_a_feed_still_lists_outlive_retention_and_are_never_stored_t
             store.conn.execute("UPDATE feeds SET retired_at = ?", (iso(later),))  # a retired feed keeps nothing
             store.conn.commit()
             assert store.purge_older_than(later + timedelta(days=31))["items"] == 3
+
+
+def test_the_allocator_is_asked_to_give_freed_memory_back_where_it_can():
+    import platform
+
+    from bot.service import give_back_memory
+
+    # glibc has malloc_trim (the service calls it after each retention run); musl and macOS do not
+    assert give_back_memory() is (platform.libc_ver()[0] == "glibc")
+    assert give_back_memory() is (platform.libc_ver()[0] == "glibc")  # (the second call uses the looked-up one)
