@@ -18,6 +18,7 @@ Jobs:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import signal
@@ -209,22 +210,21 @@ def give_back_memory() -> bool:
 
     glibc keeps memory that SQLite and Python's large objects freed; after the hourly retention
     run that can be tens of MB (bench.soak: a week ended at 169 MB instead of 194 MB)."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        import ctypes
-        import ctypes.util
-
-        try:
-            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if not _malloc_trim:
+    trim = _malloc_trim()
+    if trim is None:
         return False
-    _malloc_trim(0)
+    trim(0)
     return True
 
 
-_malloc_trim = None
+@functools.cache
+def _malloc_trim():
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None).malloc_trim  # (the C library this process already has loaded)
+    except (OSError, AttributeError):
+        return None
 
 
 # -- run ------------------------------------------------------------------------
