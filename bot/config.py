@@ -153,6 +153,15 @@ def _get(table: dict, key: str, where: str, kind: type, default: Any) -> Any:
     return value
 
 
+def _attempt(errors: list[ConfigError], build: Callable[..., Any], *args: Any, default: Any = None) -> Any:
+    """``build(*args)``; when it raises ConfigError, its problems go to ``errors`` and ``default`` is returned."""
+    try:
+        return build(*args)
+    except ConfigError as exc:
+        errors.extend(exc.errors)
+        return default
+
+
 def _raise_all(problems: list[ConfigError]) -> None:
     """Raise the problems found (every one of them, the first as the error), if any."""
     if problems:
@@ -281,11 +290,7 @@ def from_dict(raw: dict, path: Path = Path(DEFAULT_PATH), env: dict[str, str] | 
     errors: list[ConfigError] = []
 
     def collect(build: Callable[..., Any], *args: Any) -> Any:
-        try:
-            return build(*args)
-        except ConfigError as exc:
-            errors.extend(exc.errors)  # a section reports every bad key in it
-            return None
+        return _attempt(errors, build, *args)  # a section reports every bad key in it
 
     collect(_check_keys, raw, {"storage", "telegram", "translation", "poll", "digest", "stories",
                                "retention", "delivery", "feeds", "topics"}, "")
@@ -440,11 +445,7 @@ def _feed(f: dict, where: str) -> FeedConfig:
     problems: list[ConfigError] = []
 
     def check(build: Callable[[], Any], default: Any = None) -> Any:
-        try:
-            return build()
-        except ConfigError as exc:
-            problems.append(exc)
-            return default
+        return _attempt(problems, build, default=default)
 
     check(lambda: _check_keys(f, {"url", "lang", "name", "interval_seconds"}, where))
     for required in ("url", "lang"):
