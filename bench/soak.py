@@ -10,8 +10,9 @@ average of 7, so the default week takes half an hour to over an hour there;
 
 What runs, in this process: the real :class:`bot.service.Service` (pipeline,
 alert and digest planning, retention) with an injected clock that moves one
-simulated hour per cycle, against a real SQLite file; the outbox is delivered
-each cycle by the service's own :class:`bot.delivery.Sender` over HTTP.
+simulated hour per cycle, against a real SQLite file. Each cycle polls, plans
+digests, runs retention (the service runs it hourly) and delivers the outbox
+with the service's own :class:`bot.delivery.Sender` over HTTP.
 
 In child processes (so their memory is not counted in this one's RSS):
 
@@ -712,6 +713,7 @@ async def soak(args) -> int:
     poll_s, digest_s, send_s, cycle_s, rss, workers_rss, total_rss = [], [], [], [], [], [], []
     day_rows = []
     feed_s = 0.0
+    purged = 0  # items deleted by retention since the last day's row
     planned_alerts = planned_digests = 0
     wall = time.perf_counter()
     print(f"soak: {args.feeds} feeds on {min(HOSTS, args.feeds)} loopback hosts, {args.readers} readers, "
@@ -749,9 +751,9 @@ async def soak(args) -> int:
                       f"{errors[0].error if errors else ''}", flush=True)
             expect.cycle(report.new_items, clock.now)
             end_of_day = (cycle + 1) % 24 == 0
-            if end_of_day:
-                counts = await service.retention_once()
-                expect.purge(clock.now - timedelta(days=cfg.retention.days))
+            # the service's retention job runs hourly (and trims the C heap): so here, every cycle
+            purged += (await service.retention_once()).get("items", 0)
+            expect.purge(clock.now - timedelta(days=cfg.retention.days))
             t3 = time.perf_counter()
             await service.sender.run_once()
             t4 = time.perf_counter()
@@ -770,7 +772,7 @@ async def soak(args) -> int:
                     "day": (cycle + 1) / 24, "main": main_b, "wal": wal_b, "rss": rss[-1],
                     "items": store.count("items"), "stories": store.count("stories"),
                     "outbox": store.count("outbox"), "alerts_rows": store.count("alerts"),
-                    "purged": counts.get("items", 0) if end_of_day else 0,
+                    "purged": purged,
                     "elapsed": time.perf_counter() - wall, "caches": cache_entries()[0],
                     "ours": bookkeeping_mb(expect.state, expect.alerts, expect.members, ledger.alerts,
                                            ledger.alert_pairs, ledger.digests, rss, cycle_s),
@@ -779,6 +781,7 @@ async def soak(args) -> int:
                 print(f"  day {d['day']:g}: {d['elapsed']:.0f} s wall, db {d['main'] / 2**20:.1f} MB + wal "
                       f"{d['wal'] / 2**20:.1f} MB, items {d['items']}, RSS {d['rss']:.0f} MB, "
                       f"messages delivered so far {d['delivered']}", flush=True)
+                purged = 0
                 if tracer is not None and end_of_day:
                     tracer.day(len(day_rows))
     wall = time.perf_counter() - wall
