@@ -455,7 +455,7 @@ class Expectation:
         self.watch_owner: dict[int, int] = {}
         self.members: dict[int, list[tuple[datetime, str, str]]] = defaultdict(list)  # story -> (fetched, source, lang)
         self.state: dict[int, tuple[frozenset[str], int, int]] = {}  # pair_key -> langs, sources, updates
-        self.alerts: set[int] = set()  # alert_key(chat, story, 0 first | 1 update)
+        self.alerts: set[int] = set()  # pair_key(chat, story) << 1 | (0 first, 1 update)
         self.matched_items = 0
         self.new_items = 0
         self.topic_items = 0
@@ -647,7 +647,7 @@ class Ledger:
     delivered_rows: int = 0
     lost: list[tuple] = field(default_factory=list)  # planned rows with no message (id, chat, kind, status)
     extra: int = 0  # messages with no row, or a second message for one row
-    alerts: Counter = field(default_factory=Counter)  # alert_key(chat, story, update) -> messages
+    alerts: Counter = field(default_factory=Counter)  # pair_key(chat, story) << 1 | update -> messages
     alert_pairs: Counter = field(default_factory=Counter)  # pair_key(chat, story) -> messages
     digests: Counter = field(default_factory=Counter)  # (chat, scheduled) -> messages
     planned_alerts: int = 0
